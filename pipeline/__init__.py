@@ -1,0 +1,1 @@
+"""newswash pipeline: options, I/O, wiring and the command line."""

@@ -1,0 +1,1 @@
+"""newswash transforms: one module per cleaning stage (pure function + thin PTransform)."""

@@ -1,0 +1,173 @@
+"""What every newswash stage shares: output tags, metrics, dead letters.
+
+A stage is a pure function ``Document -> StageResult`` (see each module in
+``transforms/``). :class:`ApplyStageFn` is the one DoFn that runs such a
+function inside Beam: it builds the function once per worker in ``setup()``,
+counts what the function reports under the ``newswash`` metrics namespace,
+emits side records on their tags, and sends any failure, with the original
+input record, to the dead-letter output. Stage modules therefore stay thin.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import traceback
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms.document import Document
+
+__all__ = [
+    "METRICS_NAMESPACE",
+    "DOCUMENTS",
+    "DEAD_LETTER",
+    "DeadLetter",
+    "StageResult",
+    "StageFunction",
+    "ApplyStageFn",
+    "apply_stage",
+]
+
+METRICS_NAMESPACE = "newswash"
+
+# Output tags shared by every stage. Stage-specific side outputs (php_leaks,
+# related_links, duplicates) are named constants in their own modules.
+DOCUMENTS = "documents"
+DEAD_LETTER = "dead_letter"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that could not be cleaned, with the original bytes kept.
+
+    ``reason`` is a short stable code (``invalid_json``, ``missing_text_field``,
+    ``stage_error`` ...) that the run report counts; ``error`` is the
+    human-readable detail.
+    """
+
+    source: str
+    stage: str
+    reason: str
+    error: str
+    original: bytes
+    id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "id": self.id,
+            "source": self.source,
+            "stage": self.stage,
+            "reason": self.reason,
+            "error": self.error,
+        }
+        try:
+            record["original"] = self.original.decode("utf-8")
+        except UnicodeDecodeError:
+            # Keep invalid bytes losslessly: base64 decodes to the exact input.
+            record["original"] = None
+            record["original_base64"] = base64.b64encode(self.original).decode("ascii")
+        return record
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StageResult:
+    """What a stage function returns for one document.
+
+    Attributes:
+      document: the (possibly new) document; ``None`` drops it to the dead
+        letter with ``drop_reason``.
+      side_records: ``(tag, record)`` pairs for the stage's side outputs.
+      counts: rule name -> how many times it fired; becomes Beam counters.
+      drop_reason: the dead-letter reason when ``document`` is ``None``.
+    """
+
+    document: Document | None
+    side_records: tuple[tuple[str, Any], ...] = ()
+    counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    drop_reason: str = ""
+
+
+StageFunction = Callable[[Document], StageResult]
+
+
+class ApplyStageFn(beam.DoFn):
+    """Runs one stage function on each document.
+
+    ``make_function`` is called once per DoFn instance in ``setup()`` so that
+    compiled regexes, ftfy configs and tables are built on the worker, not
+    pickled with the pipeline and not rebuilt per element.
+
+    Counters, all in namespace ``newswash``: ``<stage>.documents_in``,
+    ``<stage>.documents_changed``, ``<stage>.dead_letter``, and
+    ``<stage>.<rule>`` for every rule the function reports.
+    """
+
+    def __init__(self, stage: str, make_function: Callable[[], StageFunction]):
+        super().__init__()
+        self._stage = stage
+        self._make_function = make_function
+        self._function: StageFunction | None = None
+        self._counters: dict[str, Any] = {}
+
+    def setup(self) -> None:
+        self._function = self._make_function()
+
+    def _count(self, name: str, value: int = 1) -> None:
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = Metrics.counter(METRICS_NAMESPACE, f"{self._stage}.{name}")
+            self._counters[name] = counter
+        counter.inc(value)
+
+    def process(self, document: Document) -> Iterator[Any]:
+        if self._function is None:  # a runner that skipped setup()
+            self.setup()
+        self._count("documents_in")
+        try:
+            result = self._function(document)
+        except Exception as error:  # pylint: disable=broad-except
+            # A bug or hostile input in one document must not fail the bundle
+            # and must not lose the record: it goes to the dead letter whole.
+            self._count("dead_letter")
+            yield beam.pvalue.TaggedOutput(
+                DEAD_LETTER, stage_error(document, self._stage, error))
+            return
+        for rule, value in result.counts.items():
+            if value:
+                self._count(rule, value)
+        for tag, record in result.side_records:
+            yield beam.pvalue.TaggedOutput(tag, record)
+        if result.document is None:
+            self._count("dead_letter")
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter(
+                source=document.source, stage=self._stage,
+                reason=result.drop_reason or "dropped", error=result.drop_reason,
+                original=document.original, id=document.id))
+            return
+        if result.document is not document and result.document.changes and \
+                result.document.changes[-1][0] == self._stage and result.document.changes[-1][1]:
+            self._count("documents_changed")
+        yield result.document
+
+
+def stage_error(document: Document, stage: str, error: BaseException) -> DeadLetter:
+    """The dead letter for a document whose stage function raised."""
+    detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+    return DeadLetter(
+        source=document.source, stage=stage, reason="stage_error",
+        error=detail[:2000], original=document.original, id=document.id)
+
+
+def apply_stage(
+    documents: beam.PCollection,
+    stage: str,
+    make_function: Callable[[], StageFunction],
+    side_tags: Iterable[str] = (),
+) -> beam.pvalue.DoOutputsTuple:
+    """Applies :class:`ApplyStageFn`; the result has ``DOCUMENTS``,
+    ``DEAD_LETTER`` and every tag in ``side_tags``."""
+    return documents | "Apply" >> beam.ParDo(
+        ApplyStageFn(stage, make_function)).with_outputs(DEAD_LETTER, *side_tags, main=DOCUMENTS)
