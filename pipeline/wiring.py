@@ -1,0 +1,256 @@
+"""Wires the newswash stages between the readers and the writers.
+
+    read -> php-leaks -> headlines -> typography -> related-links -> dedupe -> write
+
+Every stage's dead letters are flattened into one ``dead_letter/`` output.
+The run's accounting is computed inside the pipeline from the very
+PCollections that are written (``Count.Globally`` on each), so the report
+never depends on runner metrics, which some portable runners do not return.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.io import InputSpec, ReadDocuments, WriteJsonl, common_root, match_inputs, to_json_bytes
+from pipeline.options import RunConfig
+from transforms.document import Document
+from transforms.stage import DEAD_LETTER, DOCUMENTS
+
+__all__ = [
+    "CLEANING_STAGES",
+    "stage_function",
+    "OUTPUT_DIRECTORIES",
+    "RUN_DIRECTORY",
+    "COUNTS_FILE",
+    "build_pipeline",
+    "stage_transform",
+]
+
+PHP_LEAKS = "php_leaks"
+RELATED_LINKS = "related_links"
+DUPLICATES = "duplicates"
+
+OUTPUT_DIRECTORIES = ("documents", PHP_LEAKS, RELATED_LINKS, DUPLICATES, DEAD_LETTER)
+# Bookkeeping written by the pipeline itself for the run report.
+RUN_DIRECTORY = "_run"
+COUNTS_FILE = "counts.jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class StageWiring:
+    """How one per-document stage is built: its PTransform for the pipeline
+    and its pure stage function for ``newswash explain`` and tests."""
+
+    label: str
+    build: Callable[[RunConfig], beam.PTransform]
+    function: Callable[[RunConfig], Callable[..., Any]]
+    side_tags: tuple[str, ...] = ()
+
+
+def _php_leaks(config: RunConfig) -> beam.PTransform:
+    from transforms.php_leaks import StripPhpLeaks  # pylint: disable=import-outside-toplevel
+
+    return StripPhpLeaks()
+
+
+def _headlines(config: RunConfig) -> beam.PTransform:
+    from transforms.headlines import HeadlinesConfig, RemoveRepeatedHeadlines  # pylint: disable=import-outside-toplevel
+
+    return RemoveRepeatedHeadlines(HeadlinesConfig())
+
+
+def typography_config(config: RunConfig):
+    from transforms.typography import TypographyConfig  # pylint: disable=import-outside-toplevel
+
+    overrides: dict[str, Any] = {}
+    if config.quotes is not None:
+        overrides["quotes"] = config.quotes
+    if config.dashes is not None:
+        overrides["dashes"] = config.dashes
+    return TypographyConfig.from_profile(config.typography_profile, **overrides)
+
+
+def _typography(config: RunConfig) -> beam.PTransform:
+    from transforms.typography import NormalizeTypography  # pylint: disable=import-outside-toplevel
+
+    return NormalizeTypography(typography_config(config))
+
+
+def related_links_config(config: RunConfig):
+    from transforms.related_links import RelatedLinksConfig  # pylint: disable=import-outside-toplevel
+
+    return RelatedLinksConfig(base_url=config.base_url)
+
+
+def _related_links(config: RunConfig) -> beam.PTransform:
+    from transforms.related_links import ExtractRelatedLinks  # pylint: disable=import-outside-toplevel
+
+    return ExtractRelatedLinks(related_links_config(config))
+
+
+# The per-document stages, in the order they must run.
+def _php_leaks_function(config: RunConfig):
+    from transforms.php_leaks import make_stage_function  # pylint: disable=import-outside-toplevel
+
+    return make_stage_function()
+
+
+def _headlines_function(config: RunConfig):
+    from transforms.headlines import HeadlinesConfig, make_stage_function  # pylint: disable=import-outside-toplevel
+
+    return make_stage_function(HeadlinesConfig())
+
+
+def _typography_function(config: RunConfig):
+    from transforms.typography import make_stage_function  # pylint: disable=import-outside-toplevel
+
+    return make_stage_function(typography_config(config))
+
+
+def _related_links_function(config: RunConfig):
+    from transforms.related_links import make_stage_function  # pylint: disable=import-outside-toplevel
+
+    return make_stage_function(related_links_config(config))
+
+
+CLEANING_STAGES: dict[str, StageWiring] = {
+    "php-leaks": StageWiring("StripPhpLeaks", _php_leaks, _php_leaks_function, (PHP_LEAKS,)),
+    "headlines": StageWiring("RemoveRepeatedHeadlines", _headlines, _headlines_function),
+    "typography": StageWiring("NormalizeTypography", _typography, _typography_function),
+    "related-links": StageWiring(
+        "ExtractRelatedLinks", _related_links, _related_links_function, (RELATED_LINKS,)),
+}
+
+
+def stage_transform(stage: str, config: RunConfig) -> beam.PTransform:
+    return CLEANING_STAGES[stage].build(config)
+
+
+def stage_function(stage: str, config: RunConfig):
+    """The pure ``Document -> StageResult`` function of a per-document stage."""
+    return CLEANING_STAGES[stage].function(config)
+
+
+def dedupe_config(config: RunConfig):
+    from transforms.dedupe import DedupeConfig  # pylint: disable=import-outside-toplevel
+
+    overrides: dict[str, Any] = {"near_duplicates": config.dedupe_near_duplicates}
+    if config.dedupe_threshold is not None:
+        overrides["threshold"] = config.dedupe_threshold
+    if config.dedupe_shingle_size is not None:
+        overrides["shingle_size"] = config.dedupe_shingle_size
+    return DedupeConfig(**overrides)
+
+
+def _output_count(count: int, output: str) -> dict[str, Any]:
+    return {"output": output, "records": count}
+
+
+def _reason_count(reason_and_count: tuple[str, int]) -> dict[str, Any]:
+    reason, count = reason_and_count
+    return {"dead_letter_reason": reason, "records": count}
+
+
+def _dead_letter_reason(dead_letter: Any) -> str:
+    return f"{dead_letter.stage}:{dead_letter.reason}"
+
+
+def _count_output(pcoll: beam.PCollection, name: str) -> beam.PCollection:
+    label = name.title().replace("_", "")
+    return (
+        pcoll
+        | f"Count{label}" >> beam.combiners.Count.Globally()
+        | f"Label{label}Count" >> beam.Map(_output_count, name))
+
+
+def _write_related_links(links: beam.PCollection, config: RunConfig) -> None:
+    try:
+        from pipeline.related_links_io import WriteRelatedLinks  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        links | "WriteRelatedLinks" >> WriteJsonl(
+            FileSystems.join(config.output, RELATED_LINKS), config.num_shards)
+        return
+    links | "WriteRelatedLinks" >> WriteRelatedLinks(
+        config.output, config.related_links_format, config.num_shards)
+
+
+def build_pipeline(pipeline: beam.Pipeline, config: RunConfig) -> dict[str, beam.PCollection]:
+    """Applies the whole newswash job to ``pipeline``; returns the final outputs."""
+    paths = match_inputs(config.inputs)
+    spec = InputSpec(
+        format=config.format, id_field=config.id_field, text_field=config.text_field,
+        title_field=config.title_field, url_field=config.url_field,
+        published_field=config.published_field, root=common_root(paths),
+        max_document_bytes=config.max_document_bytes)
+    read = pipeline | "ReadDocuments" >> ReadDocuments(paths, spec, config.reshuffle)
+
+    documents = read[DOCUMENTS]
+    dead_letters = [read[DEAD_LETTER]]
+    side_outputs: dict[str, list[beam.PCollection]] = {PHP_LEAKS: [], RELATED_LINKS: []}
+    for stage, wiring in CLEANING_STAGES.items():
+        if not config.runs(stage):
+            continue
+        outputs = documents | wiring.label >> wiring.build(config)
+        documents = outputs[DOCUMENTS]
+        dead_letters.append(outputs[DEAD_LETTER])
+        for tag in wiring.side_tags:
+            side_outputs[tag].append(outputs[tag])
+
+    documents = documents | "DropTransientFields" >> beam.Map(Document.without_transients)
+    if config.runs("dedupe"):
+        from transforms.dedupe import DeduplicateArticles  # pylint: disable=import-outside-toplevel
+
+        deduped = documents | "DeduplicateArticles" >> DeduplicateArticles(dedupe_config(config))
+        documents, duplicates = deduped[DOCUMENTS], deduped[DUPLICATES]
+    else:
+        duplicates = pipeline | "NoDuplicates" >> beam.Create([])
+
+    def gathered(tag: str) -> beam.PCollection:
+        collections = side_outputs[tag]
+        if not collections:
+            return pipeline | f"No{tag.title().replace('_', '')}" >> beam.Create([])
+        return tuple(collections) | f"Flatten{tag.title().replace('_', '')}" >> beam.Flatten()
+
+    php_leaks = gathered(PHP_LEAKS)
+    related_links = gathered(RELATED_LINKS)
+    dead_letter = tuple(dead_letters) | "FlattenDeadLetters" >> beam.Flatten()
+
+    documents | "WriteDocuments" >> WriteJsonl(FileSystems.join(config.output, "documents"), config.num_shards)
+    php_leaks | "WritePhpLeaks" >> WriteJsonl(FileSystems.join(config.output, PHP_LEAKS), config.num_shards)
+    duplicates | "WriteDuplicates" >> WriteJsonl(FileSystems.join(config.output, DUPLICATES), config.num_shards)
+    dead_letter | "WriteDeadLetters" >> WriteJsonl(FileSystems.join(config.output, DEAD_LETTER), config.num_shards)
+    _write_related_links(related_links, config)
+
+    counts = [
+        _count_output(read["raw_records"], "input_records"),
+        _count_output(documents, "documents"),
+        _count_output(duplicates, DUPLICATES),
+        _count_output(dead_letter, DEAD_LETTER),
+        _count_output(php_leaks, PHP_LEAKS),
+        _count_output(related_links, RELATED_LINKS),
+        dead_letter
+        | "DeadLetterReasons" >> beam.Map(_dead_letter_reason)
+        | "CountDeadLetterReasons" >> beam.combiners.Count.PerElement()
+        | "LabelDeadLetterReasons" >> beam.Map(_reason_count),
+    ]
+    (
+        tuple(counts)
+        | "FlattenCounts" >> beam.Flatten()
+        | "SerializeCounts" >> beam.Map(to_json_bytes)
+        | "WriteCountsFile" >> beam.io.WriteToText(
+            FileSystems.join(config.output, RUN_DIRECTORY, "counts"),
+            file_name_suffix=".jsonl", shard_name_template="",
+            coder=beam.coders.BytesCoder(), num_shards=1))
+    return {
+        "documents": documents,
+        PHP_LEAKS: php_leaks,
+        RELATED_LINKS: related_links,
+        DUPLICATES: duplicates,
+        DEAD_LETTER: dead_letter,
+    }
+
