@@ -231,7 +231,8 @@ def iter_raw_records(path: str, handle: Any, kind: str, relative_id: str) -> Ite
         yield RawRecord("text", path, relative_id, handle.read())
         return
     line_number = 0
-    for line in handle:
+    # Beam's CompressedFile has readline() but is not iterable.
+    for line in iter(handle.readline, b""):
         line_number += 1
         if line.endswith(b"\n"):
             line = line[:-1]
