@@ -106,6 +106,11 @@ def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
     standard = options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = "DirectRunner"
+    try:
+        from pipeline.packaging import ship_project_to_workers  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return options
+    ship_project_to_workers(options)
     return options
 
 
