@@ -206,7 +206,7 @@ class RelatedLinksConfig:
         ``url`` is used if it is absolute, else no ``*_absolute`` value.
       min_link_fraction: share of a list's elements that must be link
         records for the list to count (0 < f <= 1).
-      max_depth: how deep nested arrays/objects/JSON strings are searched.
+      max_depth: how deep nested arrays/objects/JSON strings are searched (1..100).
       max_json_chars: longest string that is tried as embedded JSON.
       max_nodes: values visited per document at most (bounds hostile input).
     """
@@ -222,8 +222,8 @@ class RelatedLinksConfig:
             raise ValueError(f"base_url must be an absolute URL like https://example.org/, got {self.base_url!r}")
         if not 0 < self.min_link_fraction <= 1:
             raise ValueError(f"min_link_fraction must be in (0, 1], got {self.min_link_fraction!r}")
-        if self.max_depth < 1:
-            raise ValueError(f"max_depth must be >= 1, got {self.max_depth!r}")
+        if not 1 <= self.max_depth <= 100:  # the search recurses once per level
+            raise ValueError(f"max_depth must be in 1..100, got {self.max_depth!r}")
         if self.max_json_chars < 2:
             raise ValueError(f"max_json_chars must be >= 2, got {self.max_json_chars!r}")
         if self.max_nodes < 1:
