@@ -38,8 +38,25 @@ from transforms.related_links import (
 from transforms.stage import DEAD_LETTER, DOCUMENTS, METRICS_NAMESPACE, ApplyStageFn
 
 SEED = Path("/work/shared/seeds/000_564ceb310d2225dc.txt")
-if not SEED.exists():  # a checkout without the shared seeds: the copy next to the tests
-    SEED = Path(__file__).parent / "data" / SEED.name
+# The seed's leak, copied byte for byte from its last line, for checkouts
+# without the shared seeds (test_embedded_seed_leak_is_the_real_one checks it).
+SEED_LEAK = (
+    'string(946) "[{"id":"1995016","sort":"5058101","contenttypeid":"21","pic":"/2017/07/11/ala'
+    'lam_636353815378625996_25f_4x3.jpg","title":"US Soldier Arrested over Links with ISIS"} ,{'
+    '"id":"1995251","sort":"5058100","contenttypeid":"21","pic":"/2017/07/12/alalam_63635447837'
+    '2017816_25f_4x3.jpg","title":"US created ISIS, allowed regional states to fund terror grou'
+    'p: Nasrallah"} ,{"id":"1996289","sort":"5058099","contenttypeid":"21","pic":"/2017/07/15/a'
+    'lalam_636357126379359091_25f_4x3.jpg","title":"Leader of ISIS Afghanistan Branch Dead: Pen'
+    'tagon"} ,{"id":"1996344","sort":"5058098","contenttypeid":"21","pic":"/2017/07/15/alalam_6'
+    '36357228075497957_25f_4x3.jpg","title":"‘She Bled to Death, Nobody Paid Attention’: ISIS W'
+    'ives Share Chilling Stories"} ,{"id":"1996624","sort":"5058097","contenttypeid":"21","pic"'
+    ':"/2017/07/16/alalam_636358005231010840_25f_4x3.jpg","title":"ISIS Calls on Followers to K'
+    'idnap Kids in UK-Using Snaps of Kings College Choir"} ]"'
+)
+
+
+def seed_text() -> str:
+    return SEED.read_text(encoding="utf-8") if SEED.exists() else "Article body.\n\n" + SEED_LEAK
 
 
 def var_dump_string_payload(text: str) -> str:
@@ -53,7 +70,7 @@ def var_dump_string_payload(text: str) -> str:
     return rest[:size].decode("utf-8")
 
 
-SEED_PAYLOAD = var_dump_string_payload(SEED.read_text(encoding="utf-8"))
+SEED_PAYLOAD = var_dump_string_payload(seed_text())
 SEED_PARSED = orjson.loads(SEED_PAYLOAD)
 # What the php-leaks stage leaves for the seed: the string and its JSON value.
 SEED_VALUES = (SEED_PAYLOAD, SEED_PARSED)
@@ -89,6 +106,12 @@ def article(i: int, **overrides):
 
 
 # --- the seed ---------------------------------------------------------------------------------
+
+
+def test_embedded_seed_leak_is_the_real_one():
+    assert SEED_LEAK.startswith('string(946) "[{"') and SEED_LEAK.endswith('} ]"')
+    if SEED.exists():
+        assert SEED.read_text(encoding="utf-8").rstrip("\n").endswith(SEED_LEAK)
 
 
 def test_seed_helper_reads_the_byte_counted_payload():

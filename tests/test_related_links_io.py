@@ -27,8 +27,6 @@ from transforms.related_links import (
 )
 
 SEED = Path("/work/shared/seeds/000_564ceb310d2225dc.txt")
-if not SEED.exists():  # a checkout without the shared seeds: the copy next to the tests
-    SEED = Path(__file__).parent / "data" / SEED.name
 
 ROWS = [
     RelatedLink(doc_id="a", list_index=0, position=0, link_id="1995016",
@@ -111,7 +109,12 @@ def test_writers_accept_the_stage_json_records(tmp_path):
 def seed_values() -> tuple:
     """The seed's leaked related-articles JSON (the bytes ``string(946)``
     counts) and its parsed value, as the php-leaks stage leaves them."""
-    text = SEED.read_text(encoding="utf-8")
+    if SEED.exists():
+        text = SEED.read_text(encoding="utf-8")
+    else:  # a checkout without the shared seeds
+        from test_related_links import SEED_LEAK  # pylint: disable=import-outside-toplevel
+
+        text = SEED_LEAK
     match = re.search(r'string\((\d+)\) "', text)
     payload = text[match.end():].encode("utf-8")[:int(match.group(1))].decode("utf-8")
     return payload, orjson.loads(payload)
