@@ -1,0 +1,470 @@
+"""Stage ``dedupe``: fold copies of one article scraped under several ids/URLs.
+
+Unlike the other stages this one compares documents *across* the corpus, so
+it is a composite of keyed aggregations, not a per-document function.
+
+What counts as a copy (pure rules in ``transforms/_dedupe_minhash.py``):
+
+* body text is compared after :func:`normalize_body` (NFKC, casefold,
+  quotes/dashes/nbsp folded, punctuation and symbols dropped, whitespace
+  collapsed, digits kept);
+* the headline is compared by its key (``headlines.headline_key`` of the
+  title without a `` - Site`` / `` | Site`` suffix);
+* near-identical bodies are found with MinHash over word ``shingle_size``-grams
+  and LSH banding, and every candidate pair is verified: its estimated
+  Jaccard similarity must be >= ``threshold``.
+
+Candidate pairs come from three kinds of bucket: the same normalised body
+(exact), the same headline key (verified like LSH pairs) and, when
+``near_duplicates`` is on, each LSH band. Clusters are the connected
+components of the verified pairs (transitive).
+
+Which copy is kept (fixed rule, :func:`rank_key`): earliest ``published``
+(parsed, offsets converted to UTC; unparseable after parseable; None last),
+then the longest body (characters), then the smallest ``id``, then
+``source``, then the record hash. Every other member becomes a
+``duplicates`` record and the kept document gets ``duplicates = N`` and
+``changes["dedupe"] = N``.
+
+``duplicates`` records (plain dicts): ``id``, ``source``, ``duplicate_of``
+(the canonical id), ``duplicate_of_source`` (its source, because ids may repeat
+in hostile input), ``reason`` (``exact_body`` | ``same_body_edited_headline``
+| ``same_headline_near_body`` | ``near_duplicate_body``, see
+:func:`classify`) and ``similarity`` (estimated Jaccard to the canonical
+document, 1.0 for identical normalised bodies).
+
+Repeated ids: every input record is keyed by ``uid``, a blake2b hash of
+(id, source, title, published, url, text), never by ``id``, so two records
+sharing an id are still two documents. Records identical in all six are the
+same record read twice: one is kept, the others are ``exact_body``
+duplicates of it.
+
+How it scales (no full texts ever meet on one worker):
+
+1. ``Fingerprint``: per document, a small record (uid, id, source, rank
+   fields, body hash, headline hash, packed MinHash signature); the document
+   itself is keyed by uid and waits for the final join.
+2. ``GroupByKey`` on ``str`` bucket keys (body hash, headline hash, LSH band
+   hash) -> verified candidate edges ``"uidA uidB"`` -> ``Distinct``.
+3. Connected components of the edges with a union-find ``CombineFn`` (only
+   uids of documents that have a copy; the smallest uid labels a component,
+   so the result does not depend on order). This is the one global step; it
+   holds ~2 short strings per duplicated document.
+4. Join fingerprints to their component (``CoGroupByKey`` by uid),
+   ``GroupByKey`` by component, pick the canonical copy, classify the others.
+5. ``CoGroupByKey`` the decisions back to the documents by uid.
+
+Shuffle volume is dominated by step 2: ``bands`` x (4 x ``num_perm`` bytes
++ ~150) per document with the defaults (25 bands, 128 permutations: ~16 KB).
+
+Defaults: word 2-grams and threshold 0.5. The only news-specific benchmark
+we found (ChenghaoMou/text-dedup on NEWS-COPY, a news-reprint set) tuned
+MinHash to word 2-grams and threshold 0.45; reprints are edited (bylines,
+trimmed paragraphs), so short shingles and a low threshold are needed to find
+them. We stay slightly above (0.5) because a false merge deletes an article,
+and every LSH candidate is verified against the threshold. 128 permutations
+estimate a Jaccard of 0.5 with a standard error of ~0.044; (bands, rows) are
+derived from the threshold (25 x 5 for 0.5). Bodies with fewer than
+``min_tokens`` words only take part in exact matching.
+
+Counters (namespace ``newswash``): ``dedupe.documents_in``,
+``dedupe.canonical``, ``dedupe.duplicates.<reason>``, ``dedupe.no_text``
+(empty normalised body: never a duplicate), ``dedupe.bucket_truncated``
+(a bucket had more than ``max_bucket_size`` distinct bodies).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable, Iterator
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms._dedupe_minhash import (
+    Fingerprint,
+    UnionFind,
+    body_fingerprint,
+    classify,
+    band_keys,
+    digest,
+    headline_fingerprint,
+    lsh_params,
+    minhash,
+    normalize_body,
+    pack_signature,
+    permutations,
+    published_sort_key,
+    rank_key,
+    shingles,
+    signature_similarity,
+    unpack_signature,
+)
+from transforms.document import Document
+from transforms.stage import DOCUMENTS, METRICS_NAMESPACE
+
+__all__ = [
+    "STAGE",
+    "DUPLICATES",
+    "REASONS",
+    "DedupeConfig",
+    "fingerprint",
+    "document_uid",
+    "bucket_keys",
+    "bucket_edges",
+    "resolve_cluster",
+    "deduplicate",
+    "DeduplicateArticles",
+]
+
+STAGE = "dedupe"
+DUPLICATES = "duplicates"
+REASONS = ("exact_body", "same_body_edited_headline", "same_headline_near_body", "near_duplicate_body")
+
+
+@dataclasses.dataclass(frozen=True)
+class DedupeConfig:
+    """Tunables of the dedupe stage.
+
+    Attributes:
+      threshold: minimum estimated Jaccard similarity of two bodies' shingle
+        sets for a near-duplicate or same-headline pair.
+      shingle_size: words per shingle.
+      num_perm: MinHash permutations.
+      bands: LSH bands (rows = num_perm // bands); None derives them from
+        the threshold (:func:`lsh_params`).
+      near_duplicates: look for near-identical bodies with LSH; when off,
+        only exact bodies and same-headline pairs (still verified) count.
+      min_tokens: shorter bodies only take part in exact matching.
+      max_bucket_size: distinct bodies compared pairwise within one bucket;
+        beyond it, each body is compared with the first ``max_bucket_size``
+        (by body hash) only.
+      seed: seeds the hash family (changing it changes the signatures).
+    """
+
+    threshold: float = 0.5
+    shingle_size: int = 2
+    num_perm: int = 128
+    bands: int | None = None
+    near_duplicates: bool = True
+    min_tokens: int = 8
+    max_bucket_size: int = 200
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
+                or not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold!r}")
+        for name, low in (("shingle_size", 1), ("num_perm", 2), ("min_tokens", 1), ("max_bucket_size", 2)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        if self.bands is not None and (
+                isinstance(self.bands, bool) or not isinstance(self.bands, int)
+                or not 1 <= self.bands <= self.num_perm):
+            raise ValueError(f"bands must be None or an int in [1, num_perm], got {self.bands!r}")
+        if not isinstance(self.near_duplicates, bool):
+            raise ValueError(f"near_duplicates must be a bool, got {self.near_duplicates!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
+
+    @property
+    def band_rows(self) -> tuple[int, int]:
+        if self.bands is not None:
+            return self.bands, self.num_perm // self.bands
+        return lsh_params(float(self.threshold), self.num_perm)
+
+
+# --------------------------------------------------------------------------
+# Pure steps
+# --------------------------------------------------------------------------
+
+
+def document_uid(doc: Document) -> str:
+    """Identity of one input record (see "Repeated ids" in the module docstring)."""
+    return digest(doc.id, doc.source, doc.title or "", doc.published or "", doc.url or "", doc.text)
+
+
+def fingerprint(doc: Document, config: DedupeConfig) -> Fingerprint | None:
+    """The small record dedupe decides on; None when the body is empty after
+    normalisation (such documents are never duplicates)."""
+    normalized = normalize_body(doc.text)
+    if not normalized:
+        return None
+    tokens = normalized.split(" ")
+    signature = minhash(shingles(tokens, config.shingle_size), permutations(config.num_perm, config.seed))
+    return Fingerprint(
+        uid=document_uid(doc), id=doc.id, source=doc.source,
+        published_key=published_sort_key(doc.published), body_length=len(doc.text),
+        body_hash=body_fingerprint(normalized), headline_hash=headline_fingerprint(doc.title),
+        signature=pack_signature(signature), near=len(tokens) >= config.min_tokens)
+
+
+def bucket_keys(fp: Fingerprint, config: DedupeConfig) -> list[str]:
+    """The ``str`` keys a fingerprint is grouped under: ``b:`` body hash,
+    ``h:`` headline hash, ``l:`` one per LSH band."""
+    keys = ["b:" + fp.body_hash]
+    if fp.near and fp.headline_hash:
+        keys.append("h:" + fp.headline_hash)
+    if fp.near and config.near_duplicates:
+        values = unpack_signature(fp.signature)
+        bands, rows = config.band_rows
+        keys.extend("l:" + key for key in band_keys(values, bands, rows))
+    return keys
+
+
+def _edge(a: str, b: str) -> str:
+    return f"{a} {b}" if a < b else f"{b} {a}"
+
+
+def bucket_edges(key: str, members: Iterable[Fingerprint], config: DedupeConfig) -> tuple[list[str], bool]:
+    """Verified edges ``"uidA uidB"`` within one bucket, and whether it was truncated.
+
+    Exact-body buckets link every member to the smallest uid. Headline and
+    LSH buckets compare one representative per distinct body (the smallest
+    uid; identical bodies are linked by their exact bucket) and keep pairs
+    with similarity >= threshold.
+    """
+    members = sorted({fp.uid: fp for fp in members}.values(), key=lambda fp: fp.uid)
+    if len(members) < 2:
+        return [], False
+    if key.startswith("b:"):
+        root = members[0].uid
+        return [_edge(root, fp.uid) for fp in members[1:]], False
+    representatives: dict[str, Fingerprint] = {}
+    for fp in members:
+        representatives.setdefault(fp.body_hash, fp)
+    bodies = sorted(representatives.values(), key=lambda fp: fp.body_hash)
+    truncated = len(bodies) > config.max_bucket_size
+    edges = []
+    for i, left in enumerate(bodies):
+        limit = min(i, config.max_bucket_size)
+        for right in bodies[:limit]:
+            if signature_similarity(left.signature, right.signature) >= config.threshold:
+                edges.append(_edge(left.uid, right.uid))
+    return edges, truncated
+
+
+def resolve_cluster(members: Iterable[Fingerprint]) -> list[tuple[str, tuple]]:
+    """Decisions for one cluster: ``(uid, ("canonical", n))`` for the kept
+    copy, ``(uid, ("duplicate", id, source, reason, similarity))`` for the others."""
+    unique = sorted({fp.uid: fp for fp in members}.values(), key=rank_key)
+    canonical, others = unique[0], unique[1:]
+    decisions: list[tuple[str, tuple]] = [(canonical.uid, ("canonical", len(others)))]
+    for fp in others:
+        reason, similarity = classify(fp, canonical)
+        decisions.append((fp.uid, ("duplicate", canonical.id, canonical.source, reason, similarity)))
+    return decisions
+
+
+def duplicate_record(doc: Document, duplicate_of: str, duplicate_of_source: str,
+                     reason: str, similarity: float) -> dict[str, Any]:
+    return {"id": doc.id, "duplicate_of": duplicate_of, "reason": reason,
+            "similarity": float(similarity), "source": doc.source,
+            "duplicate_of_source": duplicate_of_source}
+
+
+def _copy_order(doc: Document) -> tuple:
+    return (repr(doc.fields), doc.flags, doc.changes, doc.related_links, doc.duplicates)
+
+
+def emit(docs: Iterable[Document], decision: tuple | None) -> Iterator[tuple[str, Any]]:
+    """(tag, element) outputs for all records of one uid and its decision."""
+    copies = sorted(docs, key=_copy_order)
+    if not copies:
+        return
+    if decision is None or decision[0] == "canonical":
+        n = (decision[1] if decision is not None else 0) + len(copies) - 1
+        first = copies[0]
+        yield DOCUMENTS, first.record_stage(STAGE, n, duplicates=n)
+        for doc in copies[1:]:
+            yield DUPLICATES, duplicate_record(doc, first.id, first.source, "exact_body", 1.0)
+        return
+    _, canonical_id, canonical_source, reason, similarity = decision
+    for doc in copies:
+        yield DUPLICATES, duplicate_record(doc, canonical_id, canonical_source, reason, similarity)
+
+
+def deduplicate(docs: Iterable[Document], config: DedupeConfig = DedupeConfig()) -> tuple[list[Document], list[dict]]:
+    """The whole stage in memory (reference for tests and ``explain``)."""
+    by_uid: dict[str, list[Document]] = {}
+    fps: dict[str, Fingerprint] = {}
+    buckets: dict[str, list[Fingerprint]] = {}
+    for doc in docs:
+        uid = document_uid(doc)
+        by_uid.setdefault(uid, []).append(doc)
+        fp = fingerprint(doc, config)
+        if fp is not None and uid not in fps:
+            fps[uid] = fp
+            for key in bucket_keys(fp, config):
+                buckets.setdefault(key, []).append(fp)
+    union = UnionFind()
+    for key, members in buckets.items():
+        for edge in bucket_edges(key, members, config)[0]:
+            a, b = edge.split(" ")
+            union.union(a, b)
+    clusters: dict[str, list[Fingerprint]] = {}
+    for uid, root in union.roots().items():
+        clusters.setdefault(root, []).append(fps[uid])
+    decisions = dict(d for members in clusters.values() for d in resolve_cluster(members))
+    kept: list[Document] = []
+    duplicates: list[dict] = []
+    for uid in sorted(by_uid):
+        for tag, element in emit(by_uid[uid], decisions.get(uid)):
+            (kept if tag == DOCUMENTS else duplicates).append(element)
+    return kept, duplicates
+
+
+# --------------------------------------------------------------------------
+# Beam
+# --------------------------------------------------------------------------
+
+_FINGERPRINTS = "fingerprints"
+
+
+def _counter(name: str):
+    return Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.{name}")
+
+
+class _FingerprintFn(beam.DoFn):
+    """Document -> main ``(uid, doc)``; ``fingerprints`` ``(uid, Fingerprint)``."""
+
+    def __init__(self, config: DedupeConfig):
+        super().__init__()
+        self._config = config
+
+    def setup(self) -> None:
+        self._documents_in = _counter("documents_in")
+        self._no_text = _counter("no_text")
+        permutations(self._config.num_perm, self._config.seed)  # warm the cache
+
+    def process(self, doc: Document) -> Iterator[Any]:
+        self._documents_in.inc()
+        doc = doc.without_transients()
+        uid = document_uid(doc)
+        fp = fingerprint(doc, self._config)
+        if fp is None:
+            self._no_text.inc()
+        else:
+            yield beam.pvalue.TaggedOutput(_FINGERPRINTS, (uid, fp))
+        yield uid, doc
+
+
+def _keyed_buckets(uid_fp: tuple[str, Fingerprint], config: DedupeConfig) -> Iterator[tuple[str, Fingerprint]]:
+    fp = uid_fp[1]
+    for key in bucket_keys(fp, config):
+        yield key, fp
+
+
+class _BucketEdgesFn(beam.DoFn):
+    def __init__(self, config: DedupeConfig):
+        super().__init__()
+        self._config = config
+
+    def setup(self) -> None:
+        self._truncated = _counter("bucket_truncated")
+
+    def process(self, element: tuple[str, Iterable[Fingerprint]]) -> Iterator[str]:
+        key, members = element
+        edges, truncated = bucket_edges(key, members, self._config)
+        if truncated:
+            self._truncated.inc()
+        yield from edges
+
+
+class _ComponentsFn(beam.CombineFn):
+    """Union-find over edges; outputs ``{uid: smallest uid of its component}``."""
+
+    def create_accumulator(self) -> dict[str, str]:
+        return {}
+
+    def add_input(self, accumulator: dict[str, str], edge: str) -> dict[str, str]:
+        a, b = edge.split(" ")
+        UnionFind(accumulator).union(a, b)
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[dict[str, str]]) -> dict[str, str]:
+        accumulators = iter(accumulators)
+        merged = UnionFind(dict(next(accumulators, {})))
+        for other in accumulators:
+            merged.merge(UnionFind(other))
+        return merged.parent
+
+    def extract_output(self, accumulator: dict[str, str]) -> dict[str, str]:
+        return UnionFind(dict(accumulator)).roots()
+
+
+def _component_items(roots: dict[str, str]) -> Iterator[tuple[str, str]]:
+    yield from roots.items()
+
+
+def _fingerprint_by_component(element: tuple[str, dict[str, list]]) -> Iterator[tuple[str, Fingerprint]]:
+    _, joined = element
+    roots, fps = joined["root"], joined["fingerprint"]
+    if roots and fps:
+        yield roots[0], fps[0]
+
+
+def _resolve(element: tuple[str, Iterable[Fingerprint]]) -> list[tuple[str, tuple]]:
+    return resolve_cluster(element[1])
+
+
+class _EmitFn(beam.DoFn):
+    """Joins documents with their decision; main output kept documents,
+    ``duplicates`` records."""
+
+    def setup(self) -> None:
+        self._canonical = _counter("canonical")
+        self._reasons = {reason: _counter(f"duplicates.{reason}") for reason in REASONS}
+
+    def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Any]:
+        _, joined = element
+        decisions = joined["decision"]
+        for tag, record in emit(joined["document"], decisions[0] if decisions else None):
+            if tag == DOCUMENTS:
+                self._canonical.inc()
+                yield record
+            else:
+                self._reasons[record["reason"]].inc()
+                yield beam.pvalue.TaggedOutput(DUPLICATES, record)
+
+
+class DeduplicateArticles(beam.PTransform):
+    """Keeps one copy of every article scraped more than once.
+
+    Input: ``Document``. Output: a ``DoOutputsTuple`` with ``DOCUMENTS``
+    (the kept ``Document`` s, each with ``duplicates = N`` and the ``dedupe``
+    stage recorded) and ``DUPLICATES`` (one dict per folded copy: ``id``,
+    ``source``, ``duplicate_of``, ``duplicate_of_source``, ``reason``,
+    ``similarity``). Counters: see the module docstring.
+    """
+
+    def __init__(self, config: DedupeConfig = DedupeConfig()):
+        super().__init__()
+        if not isinstance(config, DedupeConfig):
+            raise ValueError(f"expected a DedupeConfig, got {type(config).__name__}")
+        self._config = config
+
+    def expand(self, documents):
+        config = self._config
+        signed = documents | "Fingerprint" >> beam.ParDo(_FingerprintFn(config)).with_outputs(
+            _FINGERPRINTS, main="keyed")
+        keyed_documents, fingerprints = signed["keyed"], signed[_FINGERPRINTS]
+        roots = (
+            fingerprints
+            | "BucketKeys" >> beam.FlatMap(_keyed_buckets, config)
+            | "GroupBuckets" >> beam.GroupByKey()
+            | "VerifyPairs" >> beam.ParDo(_BucketEdgesFn(config))
+            | "DistinctEdges" >> beam.Distinct()
+            | "Components" >> beam.CombineGlobally(_ComponentsFn())
+            | "ComponentMembers" >> beam.FlatMap(_component_items))
+        decisions = (
+            {"root": roots, "fingerprint": fingerprints}
+            | "JoinComponents" >> beam.CoGroupByKey()
+            | "KeyByComponent" >> beam.FlatMap(_fingerprint_by_component)
+            | "GroupClusters" >> beam.GroupByKey()
+            | "PickCanonical" >> beam.FlatMap(_resolve))
+        return (
+            {"document": keyed_documents, "decision": decisions}
+            | "JoinDecisions" >> beam.CoGroupByKey()
+            | "Emit" >> beam.ParDo(_EmitFn()).with_outputs(DUPLICATES, main=DOCUMENTS))
