@@ -11,6 +11,7 @@ import apache_beam as beam
 import orjson
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
@@ -385,6 +386,9 @@ def test_parse_int(raw, expected):
     (1500211095, "2017-07-16T13:18:15+00:00"),
     ("1500211095", "2017-07-16T13:18:15+00:00"),
     (1500211095000, "2017-07-16T13:18:15+00:00"),
+    (2017, "2017"),
+    (0, "0"),
+    (1.5, "1.5"),
     ({"__class__": "DateTimeImmutable", "date": "2017-07-16 13:18:15.250000",
       "timezone_type": 1, "timezone": "+03:30"}, "2017-07-16T13:18:15.250000+03:30"),
     ({"__class__": "DateTime", "date": "2017-07-16 13:18:15.000000",
@@ -534,3 +538,17 @@ def test_composite_under_test_pipeline():
     assert counters[f"{STAGE}.documents_with_links"] == 2
     assert counters[f"{STAGE}.lists_found"] == 2
     assert counters[f"{STAGE}.documents_in"] == 3
+
+
+@pytest.mark.slow
+def test_composite_across_processes():
+    # Crosses a process boundary: the stage, its config and the RowCoder of
+    # RelatedLink must pickle and register on the workers.
+    options = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    expected = [related_link_from_json(link) for link in links_of(SEED_VALUES, doc_id="seed")[0]]
+    direct = PipelineOptions(options).view_as(DirectOptions)
+    assert (direct.direct_running_mode, direct.direct_num_workers) == ("multi_processing", 2)
+    with beam.Pipeline(options=PipelineOptions(options)) as p:
+        outputs = (p | beam.Create([seed_document(url=None)])
+                   | ExtractRelatedLinks(CONFIG, fallback_normalize_title))
+        assert_that(outputs[RELATED_LINKS], equal_to(expected))

@@ -458,10 +458,13 @@ def parse_published(value: Any) -> str | None:
                 return iso
         return _dumps(value)
     if isinstance(value, (int, float)):
-        seconds = float(value)
-        if 1e12 <= abs(seconds) < 1e14:
-            seconds /= 1000.0
-        return _epoch_to_iso(seconds) or str(value)
+        # Only plausible Unix times (1973-2286 in seconds or milliseconds);
+        # a bare 2017 or 0 is not a date.
+        if 1e11 <= value < 1e14:
+            return _epoch_to_iso(value / 1000.0) or str(value)
+        if 1e8 <= value < 1e10:
+            return _epoch_to_iso(float(value)) or str(value)
+        return str(value)
     if not isinstance(value, str):
         return _dumps(value)
     text = value.strip()
