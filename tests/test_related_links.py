@@ -313,6 +313,14 @@ def test_mostly_links_list_qualifies_and_skips_the_rest():
     assert links == []
 
 
+def test_find_link_lists_reports_records_and_length_in_discovery_order():
+    value = {"first": [article(0), "x", article(2), article(3), article(4)], "second": {"0": article(5)}}
+    found = find_link_lists([value, [1, 2]])
+    assert [(len(f.records), f.length) for f in found] == [(4, 5), (1, 1)]
+    assert [index for index, _ in found[0].records] == [0, 2, 3, 4]
+    assert found[1].records[0][1] is value["second"]["0"]
+
+
 def test_search_depth_is_bounded():
     value = [article(0)]
     for _ in range(4):

@@ -101,6 +101,8 @@ __all__ = [
     "parse_published",
     "parse_int",
     "fallback_normalize_title",
+    "default_title_normalizer",
+    "collapse_whitespace",
     "related_link_to_json",
     "related_link_from_json",
     "related_link_json_line",
