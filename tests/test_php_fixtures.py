@@ -36,7 +36,7 @@ STRIPPED = {
     "xdebug_error_html": "xdebug_error_html_raw",
 }
 COMPARES = {
-    "exact", "lossy-print_r", "lossy-xdebug", "lossy-var_export", "lossy-html-strip",
+    "exact", "lossy-print_r", "lossy-xdebug", "lossy-xdebug-html", "lossy-var_export", "lossy-html-strip",
     "truncated", "error",
 }
 LEVELS = {
