@@ -25,6 +25,7 @@ from transforms.related_links import (
     ExtractRelatedLinks,
     RelatedLink,
     RelatedLinksConfig,
+    default_title_normalizer,
     extract_links,
     fallback_normalize_title,
     find_link_lists,
@@ -162,6 +163,34 @@ def test_seed_with_the_default_title_normalizer_straightens_quotes():
     assert titles[3].startswith("'She Bled to Death, Nobody Paid Attention': ISIS Wives")
     assert not any(q in t for t in titles for q in "\u2018\u2019\u201c\u201d")
     assert [record["link_id"] for _, record in result.side_records] == SEED_IDS
+
+
+def test_default_normalizer_uses_the_typography_stage_when_present(monkeypatch):
+    import sys
+    import types
+
+    import transforms
+
+    class FakeConfig:
+        pass
+
+    class FakeNormalizer:
+        def __init__(self, config):
+            assert isinstance(config, FakeConfig)
+
+        def normalize(self, text):
+            return "<" + text.replace("\u2018", "'").replace("\u2019", "'") + ">  ", {"rule": 1}
+
+    fake = types.ModuleType("transforms.typography")
+    fake.TypographyConfig, fake.TypographyNormalizer = FakeConfig, FakeNormalizer
+    monkeypatch.setitem(sys.modules, "transforms.typography", fake)
+    monkeypatch.setattr(transforms, "typography", fake, raising=False)
+    assert default_title_normalizer()("\u2018a\u2019  b") == "<'a' b>"
+    result = make_stage_function(CONFIG)(Document(id="s", text="t", php_values=(SEED_PARSED,)))
+    assert result.side_records[0][1]["title"] == "<" + SEED_TITLES[0] + ">"
+
+    del fake.TypographyNormalizer  # an unfinished module: the fallback is used
+    assert default_title_normalizer() is fallback_normalize_title
 
 
 def test_injected_title_normalizer_is_used():
