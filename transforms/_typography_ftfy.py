@@ -1,0 +1,427 @@
+"""A fast path in front of ``ftfy.fix_text`` that gives byte-identical results.
+
+``ftfy.fix_text`` cuts the text into segments (lines, each with its ``\\n``,
+and at most ``max_decode_length`` code points) and runs ``fix_and_explain`` on
+each one: about ten regex and translate passes plus the mojibake heuristic per
+line, in Python. Most lines of real news need none of it.
+
+:class:`FtfyFastPath` decides per segment whether ``fix_and_explain`` could
+change it, and calls ftfy only for segments where it could. The decision is
+exact in one direction (it never skips a segment ftfy would change), which is
+all byte-identity needs. Why a skipped segment is unchanged by ftfy:
+
+- every ftfy fixer except normalisation and the encoding fix acts on a known
+  set of characters (a regex whose first item is a literal, or a translate
+  table). Those sets are read from ftfy's own tables here, at construction;
+- the encoding fix returns its input unless ``badness.is_bad`` matches. Every
+  branch of ``badness.BADNESS_RE`` requires, at some position, a character
+  from an explicit set of non-ASCII characters; the union over the branches of
+  one such set per branch (derived by parsing the compiled pattern) is a
+  character class without which ``is_bad`` is false;
+- normalisation is a no-op iff ``unicodedata.is_normalized`` is true. ``\\n``
+  neither composes nor reorders with its neighbours, so a text normalised as a
+  whole is normalised line by line;
+- ``fix_and_explain`` loops until a pass changes nothing: a first pass that
+  changes nothing returns the segment as it is.
+
+ftfy's ``unescape_html="auto"`` is stateful across segments: once a segment
+containing ``<`` is seen, HTML unescaping stays off for the rest of the text.
+The fast path reproduces that from the position of the first ``<``.
+
+One more ftfy detail matters: with ``explain=False`` (what ``fix_text`` uses)
+``fix_and_explain`` calls ``fix_encoding(text)`` with ftfy's *default*
+encoding options, while with ``explain=True`` it passes the caller's config.
+The fast path wants explanations (for per-fixer counts), so it only accepts
+configs whose encoding sub-options (``restore_byte_a0``,
+``replace_lossy_sequences``, ``decode_inconsistent_utf8``,
+``fix_c1_controls``) are ftfy's defaults; then both calls are the same.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from typing import Iterable
+
+import ftfy
+from ftfy import badness, chardata, fixes
+
+try:  # Python >= 3.11
+    from re import _constants as _sre_constants, _parser as _sre_parser
+except ImportError:  # pragma: no cover - Python < 3.11
+    import sre_constants as _sre_constants  # type: ignore[no-redef]
+    import sre_parse as _sre_parser  # type: ignore[no-redef]
+
+__all__ = [
+    "FTFY_COUNT_NAMES",
+    "FtfyFastPath",
+    "badness_anchor_chars",
+    "trigger_chars",
+    "reference_fix",
+]
+
+# ftfy explanation steps -> our count names (number of segments, i.e. lines,
+# that the fixer changed).
+_STEP_COUNT_NAMES = {
+    "unescape_html": "ftfy_html_entities",
+    "decode_inconsistent_utf8": "ftfy_mojibake",
+    "fix_c1_controls": "ftfy_c1_controls",
+    "fix_latin_ligatures": "ftfy_ligatures",
+    "fix_character_width": "ftfy_width",
+    "uncurl_quotes": "ftfy_quotes",
+    "fix_line_breaks": "ftfy_line_breaks",
+    "fix_surrogates": "ftfy_surrogates",
+    "remove_terminal_escapes": "ftfy_terminal_escapes",
+    "remove_control_chars": "ftfy_control_chars",
+}
+FTFY_COUNT_NAMES = tuple(sorted(set(_STEP_COUNT_NAMES.values()) | {
+    "ftfy_mojibake", "ftfy_normalization"}))
+
+# The encoding sub-options the fast path requires to be at ftfy's defaults.
+_ENCODING_SUBOPTIONS = (
+    "restore_byte_a0", "replace_lossy_sequences", "decode_inconsistent_utf8",
+    "fix_c1_controls")
+
+# fix_line_breaks is a chain of str.replace calls, not a table; these are the
+# characters it replaces (tests probe every code point to confirm).
+_LINE_BREAK_CHARS = "\r\u2028\u2029\x85"
+
+
+def _item_chars(op, av) -> set[str] | None:
+    """The explicit characters a one-character regex item matches, or None
+    when the item is anything else (a category, a negated set, a group)."""
+    if op is _sre_constants.LITERAL:
+        return {chr(av)}
+    if op is _sre_constants.IN:
+        chars: set[str] = set()
+        for sub_op, sub_av in av:
+            if sub_op is _sre_constants.LITERAL:
+                chars.add(chr(sub_av))
+            elif sub_op is _sre_constants.RANGE:
+                chars.update(chr(c) for c in range(sub_av[0], sub_av[1] + 1))
+            else:
+                return None
+        return chars
+    return None
+
+
+def _single_class_chars(pattern: re.Pattern[str]) -> set[str]:
+    """Characters of a pattern that is one character class (``[...]``)."""
+    if pattern.flags & re.IGNORECASE:
+        raise ValueError(f"case-insensitive pattern {pattern.pattern!r}")
+    items = list(_sre_parser.parse(pattern.pattern, pattern.flags))
+    chars = _item_chars(*items[0]) if len(items) == 1 else None
+    if chars is None:
+        raise ValueError(f"not a single character class: {pattern.pattern!r}")
+    return chars
+
+
+def _first_literal(pattern: re.Pattern[str]) -> str:
+    """The literal character every match of ``pattern`` starts with."""
+    if pattern.flags & re.IGNORECASE:
+        raise ValueError(f"case-insensitive pattern {pattern.pattern!r}")
+    items = list(_sre_parser.parse(pattern.pattern, pattern.flags))
+    op, av = items[0]
+    if op is not _sre_constants.LITERAL:
+        raise ValueError(f"pattern does not start with a literal: {pattern.pattern!r}")
+    return chr(av)
+
+
+@functools.lru_cache(maxsize=None)
+def badness_anchor_chars() -> frozenset[str]:
+    """A set of characters without which ``ftfy.badness.is_bad`` is false.
+
+    For each top-level branch of ``BADNESS_RE``, pick the smallest explicit
+    character set among the branch's required one-character items whose
+    characters are all non-ASCII. Raises ValueError if the pattern has a shape
+    this derivation does not understand (a newer ftfy), rather than guess.
+    """
+    pattern = badness.BADNESS_RE
+    if pattern.flags & re.IGNORECASE:
+        raise ValueError("BADNESS_RE became case-insensitive")
+    items = list(_sre_parser.parse(pattern.pattern, pattern.flags))
+    if len(items) != 1 or items[0][0] is not _sre_constants.BRANCH:
+        raise ValueError("BADNESS_RE is not a top-level alternation")
+    anchors: set[str] = set()
+    for branch in items[0][1][1]:
+        best: set[str] | None = None
+        for op, av in branch:  # top-level items of a branch are all required
+            chars = _item_chars(op, av)
+            if chars and all(ord(c) > 0x7F for c in chars):
+                if best is None or len(chars) < len(best):
+                    best = chars
+        if best is None:
+            raise ValueError(f"BADNESS_RE branch without a non-ASCII anchor: {branch}")
+        anchors |= best
+    return frozenset(anchors)
+
+
+def _badness_width() -> int:
+    """The longest possible match of ``BADNESS_RE``; raises ValueError if the
+    pattern uses anything but consuming items and ``^`` (see ``_is_bad``)."""
+    pattern = badness.BADNESS_RE
+    parsed = _sre_parser.parse(pattern.pattern, pattern.flags)
+
+    def check(items) -> None:
+        for op, av in items:
+            if op in (_sre_constants.ASSERT, _sre_constants.ASSERT_NOT,
+                      _sre_constants.GROUPREF, _sre_constants.GROUPREF_EXISTS):
+                raise ValueError(f"BADNESS_RE uses {op}")
+            if op is _sre_constants.AT and av is not _sre_constants.AT_BEGINNING:
+                raise ValueError(f"BADNESS_RE uses {av}")
+            if op is _sre_constants.BRANCH:
+                for branch in av[1]:
+                    check(branch)
+            elif op is _sre_constants.SUBPATTERN:
+                check(av[-1])
+            elif op in (_sre_constants.MAX_REPEAT, _sre_constants.MIN_REPEAT):
+                check(av[2])
+
+    check(parsed)
+    low, high = parsed.getwidth()
+    if high >= _sre_constants.MAXREPEAT or high > 64:
+        raise ValueError("BADNESS_RE has unbounded matches")
+    return high
+
+
+_BADNESS_WIDTH = _badness_width()
+_BADNESS_SEARCH = badness.BADNESS_RE.search
+
+
+def _table_chars(table: dict[int, object]) -> set[str]:
+    return {chr(code) for code, value in table.items()
+            if not (isinstance(value, str) and value == chr(code))
+            and not (isinstance(value, int) and value == code)}
+
+
+# The fixers fix_and_explain runs after the encoding fix, in its order
+# (ftfy 6.3.1 ``__init__.py:fix_and_explain``; tests pin this).
+_FIXER_ORDER = (
+    "fix_c1_controls", "fix_latin_ligatures", "fix_character_width", "uncurl_quotes",
+    "fix_line_breaks", "fix_surrogates", "remove_terminal_escapes", "remove_control_chars")
+
+
+def _fixer_chars(name: str) -> set[str]:
+    """The characters without which the ftfy fixer ``name`` is a no-op."""
+    if name == "fix_c1_controls":
+        return _single_class_chars(chardata.C1_CONTROL_RE)
+    if name == "fix_latin_ligatures":
+        return _table_chars(chardata.LIGATURES)
+    if name == "fix_character_width":
+        return _table_chars(chardata.WIDTH_MAP)
+    if name == "uncurl_quotes":
+        return (_single_class_chars(chardata.SINGLE_QUOTE_RE)
+                | _single_class_chars(chardata.DOUBLE_QUOTE_RE))
+    if name == "fix_line_breaks":
+        return set(_LINE_BREAK_CHARS)
+    if name == "fix_surrogates":
+        return _single_class_chars(fixes.SURROGATE_RE)
+    if name == "remove_terminal_escapes":
+        return {_first_literal(fixes.ANSI_RE)}
+    if name == "remove_control_chars":
+        return _table_chars(chardata.CONTROL_CHARS)
+    raise ValueError(f"unknown ftfy fixer {name!r}")
+
+
+def trigger_chars(config: ftfy.TextFixerConfig) -> frozenset[str]:
+    """Every character whose presence may let ``fix_and_explain`` change a
+    segment under ``config``, apart from normalisation (checked separately)."""
+    chars: set[str] = set()
+    if config.unescape_html:  # True or "auto"
+        chars.add(_first_literal(chardata.HTML_ENTITY_RE))
+    if config.fix_encoding:
+        chars |= badness_anchor_chars() | _single_class_chars(chardata.C1_CONTROL_RE)
+    for name in _FIXER_ORDER:
+        if getattr(config, name):
+            chars |= _fixer_chars(name)
+    return frozenset(chars)
+
+
+def _char_class(chars: Iterable[str]) -> str:
+    """A regex character class matching exactly ``chars`` (as ranges)."""
+    codes = sorted(ord(c) for c in chars)
+    if not codes:
+        return "(?!)"
+    parts = []
+    start = prev = codes[0]
+    for code in codes[1:] + [-1]:
+        if code == prev + 1:
+            prev = code
+            continue
+        parts.append(_escape(start) if start == prev else f"{_escape(start)}-{_escape(prev)}")
+        start = prev = code
+    return "[" + "".join(parts) + "]"
+
+
+def _escape(code: int) -> str:
+    return f"\\U{code:08x}"
+
+
+def reference_fix(text: str, config: ftfy.TextFixerConfig) -> str:
+    """Plain ftfy, the behaviour the fast path must reproduce byte for byte."""
+    return ftfy.fix_text(text, config._replace(explain=False))
+
+
+class FtfyFastPath:
+    """``ftfy.fix_text(text, config)``, calling ftfy only where it can act.
+
+    Build once (derives the trigger class from ftfy's tables); ``fix`` is
+    then cheap on text that needs nothing.
+    """
+
+    def __init__(self, config: ftfy.TextFixerConfig):
+        defaults = ftfy.TextFixerConfig()
+        for name in _ENCODING_SUBOPTIONS:
+            if getattr(config, name) != getattr(defaults, name):
+                raise ValueError(
+                    f"the ftfy fast path needs {name}={getattr(defaults, name)!r} "
+                    f"(got {getattr(config, name)!r})")
+        if config.max_decode_length < 1:
+            raise ValueError(f"max_decode_length must be positive: {config.max_decode_length}")
+        self.config = config._replace(explain=True)
+        self._config_no_html = self.config._replace(unescape_html=False)
+        self._auto_html = config.unescape_html == "auto"
+        self._normalization = config.normalization
+        self._max_length = config.max_decode_length
+        self.trigger_chars = trigger_chars(config)
+        self.trigger_re = re.compile(_char_class(self.trigger_chars))
+        self._search = self.trigger_re.search
+        self._anchor_finditer = re.compile(_char_class(badness_anchor_chars())).finditer
+        self._steps = self._build_steps(config, html=bool(config.unescape_html))
+        self._steps_no_html = self._build_steps(config, html=False)
+
+    @staticmethod
+    def _build_steps(config: ftfy.TextFixerConfig, html: bool) -> tuple:
+        """(count name, trigger search, fixer) in ``fix_and_explain``'s order."""
+        steps = []
+        if html:
+            steps.append(("unescape_html", {_first_literal(chardata.HTML_ENTITY_RE)}))
+        if config.fix_encoding:
+            steps.append(("fix_encoding", badness_anchor_chars()
+                          | _single_class_chars(chardata.C1_CONTROL_RE)))
+        for name in _FIXER_ORDER:
+            if getattr(config, name):
+                steps.append((name, _fixer_chars(name)))
+        return tuple(
+            (_STEP_COUNT_NAMES.get(name, name), re.compile(_char_class(chars)).search,
+             None if name == "fix_encoding" else ftfy.FIXERS[name])
+            for name, chars in steps)
+
+    def _is_bad(self, text: str) -> bool:
+        """``ftfy.badness.is_bad(text)``, searching only near anchor characters.
+
+        Every match of ``BADNESS_RE`` contains an anchor character and is at
+        most ``_BADNESS_WIDTH`` long, and the pattern only consumes characters
+        (no look-arounds, no ``$``), so a match exists iff one exists within
+        ``_BADNESS_WIDTH - 1`` characters of an anchor.
+        """
+        width = _BADNESS_WIDTH
+        search = _BADNESS_SEARCH
+        length = len(text)
+        lo = hi = -1
+        for match in self._anchor_finditer(text):
+            pos = match.start()
+            if hi >= 0 and pos - width + 1 <= hi:  # overlaps the current window
+                hi = min(length, pos + width)
+                continue
+            if hi >= 0 and search(text, lo, hi):
+                return True
+            lo, hi = max(0, pos - width + 1), min(length, pos + width)
+        return hi >= 0 and search(text, lo, hi) is not None
+
+    def needs_ftfy(self, text: str) -> bool:
+        """False only if ``fix_text`` would return ``text`` unchanged."""
+        if self._search(text) is not None:
+            return True
+        if self._normalization is not None and not text.isascii() and \
+                not unicodedata.is_normalized(self._normalization, text):
+            return True
+        return len(text) > self._max_length
+
+    def fix(self, text: str) -> tuple[str, dict[str, int]]:
+        """The text ``ftfy.fix_text`` returns, and per-fixer counts of the
+        segments it changed (names in :data:`FTFY_COUNT_NAMES`)."""
+        if not text:
+            return text, {}
+        search = self._search
+        first = search(text)
+        normalized = (self._normalization is None or text.isascii()
+                      or unicodedata.is_normalized(self._normalization, text))
+        if first is None and normalized and len(text) <= self._max_length:
+            return text, {}
+        counts: dict[str, int] = {}
+        lt_pos = text.find("<") if self._auto_html else -1
+        out: list[str] = []
+        if normalized and len(text) <= self._max_length:
+            # Segments are exactly the lines; jump from trigger to trigger.
+            pos = 0
+            match = first
+            while match is not None:
+                start = text.rfind("\n", 0, match.start()) + 1
+                end = text.find("\n", match.start()) + 1 or len(text)
+                if start > pos:
+                    out.append(text[pos:start])
+                out.append(self._fix_segment(text[start:end], lt_pos != -1 and lt_pos < end,
+                                             counts))
+                pos = end
+                match = search(text, pos)
+            out.append(text[pos:])
+            return "".join(out), counts
+        # General case: walk the segments exactly as ftfy.fix_text does.
+        pos = 0
+        length = len(text)
+        form = self._normalization
+        while pos < length:
+            end = text.find("\n", pos) + 1 or length
+            if end - pos > self._max_length:
+                end = pos + self._max_length
+            segment = text[pos:end]
+            if search(segment) is None and (
+                    form is None or segment.isascii()
+                    or unicodedata.is_normalized(form, segment)):
+                out.append(segment)
+            else:
+                out.append(self._fix_segment(segment, lt_pos != -1 and lt_pos < end, counts))
+            pos = end
+        return "".join(out), counts
+
+    def _fix_segment(self, segment: str, html_off: bool, counts: dict[str, int]) -> str:
+        """``ftfy.fix_and_explain(segment, config).text``, step for step.
+
+        The same loop and the same fixer functions in the same order as
+        ``fix_and_explain``; a fixer is skipped when its trigger characters are
+        absent from the current text, where it would be a no-op anyway.
+        """
+        steps = self._steps_no_html if (html_off and self._auto_html) else self._steps
+        form = self._normalization
+        fired: set[str] = set()
+        text = segment
+        while True:
+            original = text
+            for name, search, fixer in steps:
+                if search(text) is None:
+                    continue
+                if fixer is None:  # the encoding fix, which explains itself
+                    if not self._is_bad(text):
+                        continue  # fix_encoding returns text when not is_bad
+                    fixed, plan = ftfy.fix_encoding_and_explain(text, self.config)
+                    if fixed != text:
+                        for action, parameter in plan:
+                            fired.add(_STEP_COUNT_NAMES.get(parameter, "ftfy_mojibake")
+                                      if action == "transcode" else "ftfy_mojibake")
+                else:
+                    fixed = fixer(text)
+                    if fixed != text:
+                        fired.add(name)
+                text = fixed
+            if form is not None and not text.isascii() and \
+                    not unicodedata.is_normalized(form, text):
+                text = unicodedata.normalize(form, text)
+                fired.add("ftfy_normalization")
+            if text == original:
+                break
+        if text != segment:
+            for name in fired:
+                counts[name] = counts.get(name, 0) + 1
+        return text
