@@ -16,7 +16,7 @@ one :class:`RelatedLink` per article::
      "link_id": "1995016", "title": "US Soldier Arrested over Links with ISIS",
      "url": null, "url_absolute": null,
      "image": "/2017/07/11/alalam_…_4x3.jpg",
-     "image_absolute": "https://example.org/2017/07/11/alalam_…_4x3.jpg",
+     "image_absolute": "https://en.alalam.ir/2017/07/11/alalam_…_4x3.jpg",
      "sort": 5058101, "content_type_id": 21, "published": null, "extra": {}}
 
 What counts as a related-links list (see :func:`find_link_lists`):
