@@ -75,6 +75,7 @@ Counters (namespace ``newswash``): ``dedupe.documents_in``,
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Any, Iterable, Iterator
 
@@ -247,10 +248,14 @@ def bucket_edges(key: str, members: Iterable[Fingerprint], config: DedupeConfig)
 
 def resolve_cluster(members: Iterable[Fingerprint]) -> list[tuple[str, tuple]]:
     """Decisions for one cluster: ``(uid, ("canonical", n))`` for the kept
-    copy, ``(uid, ("duplicate", id, source, reason, similarity))`` for the others."""
+    copy (``n`` counts the records of the other members; a uid may come more
+    than once when the same record was read twice), ``(uid, ("duplicate", id, source, reason, similarity))`` for the others."""
+    members = list(members)
+    copies = collections.Counter(fp.uid for fp in members)  # a record read twice counts twice
     unique = sorted({fp.uid: fp for fp in members}.values(), key=rank_key)
     canonical, others = unique[0], unique[1:]
-    decisions: list[tuple[str, tuple]] = [(canonical.uid, ("canonical", len(others)))]
+    folded = sum(copies[fp.uid] for fp in others)
+    decisions: list[tuple[str, tuple]] = [(canonical.uid, ("canonical", folded))]
     for fp in others:
         reason, similarity = classify(fp, canonical)
         decisions.append((fp.uid, ("duplicate", canonical.id, canonical.source, reason, similarity)))
@@ -305,7 +310,7 @@ def deduplicate(docs: Iterable[Document], config: DedupeConfig = DedupeConfig())
             union.union(a, b)
     clusters: dict[str, list[Fingerprint]] = {}
     for uid, root in union.roots().items():
-        clusters.setdefault(root, []).append(fps[uid])
+        clusters.setdefault(root, []).extend([fps[uid]] * len(by_uid[uid]))
     decisions = dict(d for members in clusters.values() for d in resolve_cluster(members))
     kept: list[Document] = []
     duplicates: list[dict] = []
@@ -401,8 +406,9 @@ def _component_items(roots: dict[str, str]) -> Iterator[tuple[str, str]]:
 def _fingerprint_by_component(element: tuple[str, dict[str, list]]) -> Iterator[tuple[str, Fingerprint]]:
     _, joined = element
     roots, fps = joined["root"], joined["fingerprint"]
-    if roots and fps:
-        yield roots[0], fps[0]
+    if roots:
+        for fp in fps:  # more than one when the same record was read twice
+            yield roots[0], fp
 
 
 def _resolve(element: tuple[str, Iterable[Fingerprint]]) -> list[tuple[str, tuple]]:

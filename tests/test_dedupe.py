@@ -1,0 +1,421 @@
+"""Tests of the ``dedupe`` stage: pure helpers, the in-memory reference, the
+composite under TestPipeline (in-process and two worker processes).
+
+The expected canonical set and duplicate records of ``CORPUS`` were written by
+applying the rules in ``transforms/dedupe.py`` by hand (see the comment on each
+document), not by copying output.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import random
+import subprocess
+import sys
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transforms._dedupe_corpus import generate_duplicate_corpus
+from transforms._dedupe_minhash import (
+    UnionFind,
+    classify,
+    lsh_params,
+    minhash,
+    normalize_body,
+    permutations,
+    published_sort_key,
+    rank_key,
+    shingles,
+    signature_similarity,
+)
+from transforms.dedupe import (
+    DUPLICATES,
+    STAGE,
+    DedupeConfig,
+    DeduplicateArticles,
+    bucket_edges,
+    deduplicate,
+    fingerprint,
+)
+from transforms.document import Document
+from transforms.stage import DOCUMENTS
+
+# ``generate_duplicate_corpus(n, seed)`` (transforms/_dedupe_corpus.py) is imported
+# here for reuse: ``from tests.test_dedupe import generate_duplicate_corpus`` or
+# directly from the package.
+
+# ------------------------------------------------------------------ texts
+
+FLOOD = [
+    "The river burst its banks on Sunday morning and flooded the centre of the town.",
+    "Emergency crews evacuated more than 300 residents from homes near the old bridge.",
+    "The mayor said the water had risen faster than at any time in the past forty years.",
+    "Shops along the high street were closed and several roads remained under water by the evening.",
+    "Forecasters expect more heavy rain on Tuesday, raising fears of a second flood wave.",
+    "A temporary shelter has been opened in the school gymnasium for families who lost power.",
+    "Officials urged drivers to avoid the valley road until engineers have inspected the embankment.",
+    "Volunteers filled sandbags outside the fire station throughout the night.",
+]
+ELECTION = [
+    "The incumbent mayor won a second term on Saturday with 58 percent of the vote.",
+    "Turnout was lower than in the previous election, the electoral commission said.",
+    "Her opponent conceded defeat shortly after midnight and congratulated her on the result.",
+    "The new council will meet for the first time next month to agree the budget.",
+    "Supporters gathered in the main square to celebrate as the final results were announced.",
+    "Analysts said housing and public transport had dominated the campaign.",
+]
+MATCH = [
+    "The home side came from two goals down to win the cup final in extra time.",
+    "Their captain scored the winner with a header from a corner in the 112th minute.",
+    "Fans invaded the pitch after the final whistle and the trophy ceremony was delayed.",
+    "The coach praised his players for their spirit and said the victory belonged to the city.",
+    "It is the club's first major trophy in more than two decades.",
+]
+
+
+def text(sentences: list[str]) -> str:
+    return " ".join(sentences[:4]) + "\n\n" + " ".join(sentences[4:])
+
+
+FLOOD_TEXT = text(FLOOD)
+# Re-scrape: curly quotes, an nbsp, doubled spaces, a trailing newline. Same normalised body.
+FLOOD_RESCRAPE = FLOOD_TEXT.replace("The mayor said", "The mayor  said").replace(
+    "forty years", "forty\u00a0years").replace("300 residents", "300 \u2018residents\u2019") + "\n"
+# One sentence replaced and a sign-off added: 2-gram Jaccard with FLOOD_TEXT ~0.75.
+FLOOD_EDITED = text(FLOOD[:7] + [
+    "Volunteers worked through the night to fill sandbags outside the fire station."]) + \
+    "\n\nReporting by Jane Doe; editing by John Roe."
+# The last sentence dropped: Jaccard ~0.9.
+FLOOD_SHORTER = text(FLOOD[:7])
+ELECTION_TEXT = text(ELECTION)
+WEATHER_TEXT = text([
+    "A heatwave is expected to reach the south coast by Thursday, forecasters said.",
+    "Temperatures could climb above 35 degrees in some inland areas.",
+    "Health officials advised older people to stay indoors during the afternoon.",
+    "Water companies asked customers to avoid using garden hoses.",
+    "The hot spell is forecast to end with thunderstorms at the weekend.",
+])
+MATCH_TEXT = text(MATCH)
+
+D = Document
+
+
+def doc(doc_id, body, *, title=None, published=None, source=None):
+    return D(id=doc_id, text=body, title=title, published=published, source=source or f"in.jsonl:{doc_id}")
+
+
+CORPUS = [
+    # Cluster A. a1 is the earliest published: canonical.
+    doc("a1", FLOOD_TEXT, title="River Floods Town Centre", published="2017-07-16T08:00:00"),
+    # Same normalised body; same headline key once " | Daily Post" is dropped -> exact_body.
+    doc("a2", FLOOD_RESCRAPE, title="River floods town centre | Daily Post", published="2017-07-16T09:00:00"),
+    # Same body, other headline -> same_body_edited_headline (published None: never canonical).
+    doc("a3", FLOOD_TEXT, title="Town Centre Under Water After Storm"),
+    # Same headline, near body; 12:00+02:00 is 10:00 UTC, later than a1 -> same_headline_near_body.
+    doc("a4", FLOOD_EDITED, title="River Floods Town Centre", published="2017-07-16T12:00:00+02:00"),
+    # Near body, other headline -> near_duplicate_body.
+    doc("a5", FLOOD_SHORTER, title="Storm Brings Flooding", published="2017-07-17"),
+    # Cluster B: all three have the same normalised body. b3 and b1 have the same
+    # published time; b3's raw text is longer (double spaces) -> b3 is canonical.
+    doc("b1", ELECTION_TEXT, title="Mayor Wins Second Term", published="2017-07-15T20:00:00Z"),
+    # Hostile input: the id "b1" again, from another source, no date -> exact_body of b3.
+    doc("b1", ELECTION_TEXT, title="Mayor Wins Second Term", source="other.jsonl:9"),
+    doc("b3", ELECTION_TEXT.replace(". ", ".  "), title="Mayor wins second term",
+        published="2017-07-15T22:00:00+02:00"),
+    # Cluster C: identical in all but id -> the smallest id "c-a" is canonical.
+    doc("c-x", MATCH_TEXT, title="Cup Final Comeback", published="2017-05-20"),
+    doc("c-a", MATCH_TEXT, title="Cup Final Comeback", published="2017-05-20"),
+    # Short bodies (< min_tokens words) still match exactly: d1 < d2 by id.
+    doc("d2", "Markets closed early.", title="Markets"),
+    doc("d1", "Markets closed early!", title="Markets"),
+    # Empty bodies are never duplicates of each other.
+    doc("e1", "", title="Empty"),
+    doc("e2", "  \n", title="Empty"),
+    # The very same record read twice: one is kept, the other is its exact_body copy.
+    doc("g", WEATHER_TEXT, title="Heatwave", published="2017-05-21", source="again.jsonl:1"),
+    doc("g", WEATHER_TEXT, title="Heatwave", published="2017-05-21", source="again.jsonl:1"),
+]
+
+# (id, duplicate_of, reason), written from the comments above.
+EXPECTED_DUPLICATES = sorted([
+    ("a2", "a1", "exact_body"),
+    ("a3", "a1", "same_body_edited_headline"),
+    ("a4", "a1", "same_headline_near_body"),
+    ("a5", "a1", "near_duplicate_body"),
+    ("b1", "b3", "exact_body"),
+    ("b1", "b3", "exact_body"),
+    ("c-x", "c-a", "exact_body"),
+    ("d2", "d1", "exact_body"),
+    ("g", "g", "exact_body"),
+])
+# (id, duplicates) of the kept documents.
+EXPECTED_KEPT = sorted([
+    ("a1", 4), ("b3", 2), ("c-a", 1), ("d1", 1), ("e1", 0), ("e2", 0), ("g", 1),
+])
+
+
+def kept_summary(doc: Document) -> tuple:
+    return (doc.id, doc.duplicates)
+
+
+def duplicate_summary(record: dict) -> tuple:
+    return (record["id"], record["duplicate_of"], record["reason"])
+
+
+# ------------------------------------------------------------------ pure helpers
+
+
+def test_normalize_body():
+    assert normalize_body("\u201cOil\u201d  PRICES\u00a0fall \u2014 by 2.5%!\n") == "oil prices fall by 2 5"
+    assert normalize_body(FLOOD_RESCRAPE) == normalize_body(FLOOD_TEXT)
+    assert normalize_body("Rates rose 2%") != normalize_body("Rates rose 3%")  # digits kept
+    assert normalize_body(" \n\t ") == ""
+
+
+def test_published_sort_key():
+    assert published_sort_key("2017-07-16T10:00:00+02:00") == (0, "2017-07-16T08:00:00")
+    assert published_sort_key("2017-07-16T08:00:00Z") == (0, "2017-07-16T08:00:00")
+    assert published_sort_key("2017-07-16") < published_sort_key("2017-07-16T00:00:00")
+    assert published_sort_key("yesterday") == (1, "yesterday")
+    assert published_sort_key("") == published_sort_key(None) == (2, "")
+    assert published_sort_key("2017-07-16") < published_sort_key("yesterday") < published_sort_key(None)
+
+
+def test_rank_key_is_earliest_then_longest_then_smallest_id():
+    config = DedupeConfig()
+    early = fingerprint(doc("z", "a b c", published="2017-01-01"), config)
+    late_long = fingerprint(doc("a", "a b c d e f g h", published="2017-01-02"), config)
+    undated = fingerprint(doc("0", "a b c d e f g h i j k"), config)
+    long_same_day = fingerprint(doc("y", "a b c d", published="2017-01-01"), config)
+    same_len_b = fingerprint(doc("b", "x y z", published="2017-01-01"), config)
+    ordered = sorted([undated, late_long, early, long_same_day, same_len_b], key=rank_key)
+    assert [fp.id for fp in ordered] == ["y", "b", "z", "a", "0"]
+
+
+def test_lsh_params_and_config():
+    assert lsh_params(0.5, 128) == (25, 5)
+    for threshold in (0.3, 0.5, 0.7, 0.9):
+        bands, rows = lsh_params(threshold, 128)
+        assert bands * rows <= 128
+        # The S-curve's midpoint (1/b)^(1/r) is near the threshold.
+        assert abs((1 / bands) ** (1 / rows) - threshold) < 0.1
+    assert DedupeConfig(bands=16).band_rows == (16, 8)
+    for bad in ({"threshold": 0}, {"threshold": 1.5}, {"shingle_size": 0}, {"num_perm": 1},
+                {"bands": 200}, {"near_duplicates": "no"}, {"threshold": True}):
+        with pytest.raises(ValueError):
+            DedupeConfig(**bad)
+    with pytest.raises(ValueError):
+        DeduplicateArticles({"threshold": 0.5})
+
+
+def test_minhash_estimates_jaccard():
+    perms = permutations(128, 1)
+    a = set(f"w{i}" for i in range(100))
+    b = set(f"w{i}" for i in range(50, 150))  # true Jaccard 50/150 = 0.333
+    sim = signature_similarity(bytes(_pack(minhash(a, perms))), bytes(_pack(minhash(b, perms))))
+    assert abs(sim - 1 / 3) < 0.13
+    assert signature_similarity(_pack(minhash(a, perms)), _pack(minhash(set(a), perms))) == 1.0
+    assert signature_similarity(_pack(minhash(a, perms)), _pack(minhash({"x", "y"}, perms))) < 0.1
+
+
+def _pack(signature):
+    from transforms._dedupe_minhash import pack_signature
+
+    return pack_signature(signature)
+
+
+def test_signatures_do_not_depend_on_the_process_hash_seed():
+    code = ("from transforms._dedupe_minhash import minhash, permutations, shingles, normalize_body;"
+            "import sys; t = normalize_body(sys.stdin.read()).split();"
+            "print(minhash(shingles(t, 2), permutations(16, 1)))")
+    outputs = set()
+    for hash_seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        outputs.add(subprocess.run([sys.executable, "-c", code], input=FLOOD_TEXT, env=env,
+                                   capture_output=True, text=True, check=True).stdout)
+    here = str(minhash(shingles(normalize_body(FLOOD_TEXT).split(), 2), permutations(16, 1))) + "\n"
+    assert outputs == {here}
+
+
+def test_shingles():
+    assert shingles(["a", "b", "c"], 2) == {"a b", "b c"}
+    assert shingles(["a"], 2) == {"a"}
+    assert shingles([], 2) == set()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcdefgh"), st.sampled_from("abcdefgh")), max_size=20), st.randoms())
+def test_union_find_does_not_depend_on_order(edges, rnd):
+    first, second = UnionFind(), UnionFind()
+    for a, b in edges:
+        first.union(a, b)
+    shuffled = list(edges)
+    rnd.shuffle(shuffled)
+    for a, b in shuffled:
+        second.union(b, a)
+    assert first.roots() == second.roots()
+    for node, root in first.roots().items():
+        assert root <= node  # the smallest member labels the component
+
+
+def test_bucket_edges_verify_similarity():
+    config = DedupeConfig()
+    a1, a4, b1 = (fingerprint(doc(i, t), config) for i, t in (("a1", FLOOD_TEXT), ("a4", FLOOD_EDITED), ("b1", ELECTION_TEXT)))
+    edges, truncated = bucket_edges("l:000:x", [b1, a4, a1], config)
+    assert edges == [" ".join(sorted((a1.uid, a4.uid)))] and not truncated
+    # Exact-body buckets link every copy to the smallest uid, without comparing.
+    copies = [fingerprint(doc(i, FLOOD_TEXT), config) for i in ("x", "y", "z")]
+    root = min(fp.uid for fp in copies)
+    assert sorted(bucket_edges("b:" + copies[0].body_hash, copies, config)[0]) == sorted(
+        " ".join(sorted((root, fp.uid))) for fp in copies if fp.uid != root)
+
+
+def test_classify():
+    config = DedupeConfig()
+    a1 = fingerprint(doc("a1", FLOOD_TEXT, title="River Floods"), config)
+    assert classify(fingerprint(doc("x", FLOOD_RESCRAPE, title="River floods - Site"), config), a1) == ("exact_body", 1.0)
+    assert classify(fingerprint(doc("x", FLOOD_TEXT), config), a1) == ("exact_body", 1.0)
+    assert classify(fingerprint(doc("x", FLOOD_TEXT, title="Other"), config), a1) == ("same_body_edited_headline", 1.0)
+    reason, sim = classify(fingerprint(doc("x", FLOOD_EDITED, title="RIVER FLOODS!"), config), a1)
+    assert reason == "same_headline_near_body" and 0.5 <= sim < 1.0
+    reason, sim = classify(fingerprint(doc("x", FLOOD_EDITED, title="Other"), config), a1)
+    assert reason == "near_duplicate_body" and 0.5 <= sim < 1.0
+
+
+# ------------------------------------------------------------------ the corpus
+
+
+def test_corpus_in_memory():
+    kept, duplicates = deduplicate(CORPUS)
+    assert sorted(kept_summary(d) for d in kept) == EXPECTED_KEPT
+    assert sorted(duplicate_summary(r) for r in duplicates) == EXPECTED_DUPLICATES
+    for d in kept:
+        assert d.changes[-1] == (STAGE, d.duplicates)
+    by_id = {r["id"]: r for r in duplicates}
+    assert by_id["a2"]["similarity"] == by_id["a3"]["similarity"] == 1.0
+    assert 0.5 <= by_id["a4"]["similarity"] < 1.0 and 0.5 <= by_id["a5"]["similarity"] < 1.0
+    assert set(by_id["a2"]) == {"id", "duplicate_of", "reason", "similarity", "source", "duplicate_of_source"}
+    sources = sorted(r["source"] for r in duplicates if r["id"] == "b1")
+    assert sources == ["in.jsonl:b1", "other.jsonl:9"]
+    assert by_id["b1"]["duplicate_of_source"] == "in.jsonl:b3"
+
+
+def test_a_record_read_twice_counts_twice():
+    copy = doc("r", MATCH_TEXT + " Extra.", title="Cup Final", published="2017-06-01")
+    kept, duplicates = deduplicate([doc("c-a", MATCH_TEXT, title="Cup Final", published="2017-05-20"), copy, copy])
+    assert [kept_summary(d) for d in kept] == [("c-a", 2)]
+    assert sorted(duplicate_summary(r) for r in duplicates) == [("r", "c-a", "same_headline_near_body")] * 2
+
+
+def test_unrelated_articles_stay_apart_at_a_low_threshold():
+    kept, duplicates = deduplicate([doc("f", FLOOD_TEXT), doc("e", ELECTION_TEXT), doc("m", MATCH_TEXT)],
+                                   DedupeConfig(threshold=0.2))
+    assert len(kept) == 3 and not duplicates
+
+
+def test_near_duplicates_off_keeps_exact_and_headline_pairs():
+    kept, duplicates = deduplicate(CORPUS, DedupeConfig(near_duplicates=False))
+    # a5 (near body, other headline) is only found through LSH.
+    assert sorted(duplicate_summary(r) for r in duplicates) == [
+        e for e in EXPECTED_DUPLICATES if e[0] != "a5"]
+    assert ("a5", 0) in {kept_summary(d) for d in kept}
+
+
+def _chain() -> list[Document]:
+    """x ~ y ~ z with x and z further apart than y is from either."""
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(3000)]
+    sentences = [" ".join(rng.choice(words) for _ in range(12)) + "." for _ in range(28)]
+    x = sentences[:20]
+    y = sentences[:16] + sentences[20:24]
+    z = sentences[:12] + sentences[20:28]
+    return [doc("x", " ".join(x), published="2017-01-01"), doc("y", " ".join(y), published="2017-01-02"),
+            doc("z", " ".join(z), published="2017-01-03")]
+
+
+def test_clusters_are_transitive():
+    docs = _chain()
+    config = DedupeConfig(threshold=0.55)
+    fps = {d.id: fingerprint(d, config) for d in docs}
+    assert signature_similarity(fps["x"].signature, fps["y"].signature) >= 0.55
+    assert signature_similarity(fps["y"].signature, fps["z"].signature) >= 0.55
+    kept, duplicates = deduplicate(docs, config)
+    assert [d.id for d in kept] == ["x"] and kept[0].duplicates == 2
+    by_id = {r["id"]: r for r in duplicates}
+    assert by_id["z"]["duplicate_of"] == "x"
+    # The similarity is always measured against the canonical document.
+    assert by_id["z"]["similarity"] == signature_similarity(fps["z"].signature, fps["x"].signature)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_shuffled_input_gives_identical_output(rnd):
+    corpus = CORPUS + _chain()
+    baseline = deduplicate(corpus)
+    shuffled = list(corpus)
+    rnd.shuffle(shuffled)
+    kept, duplicates = deduplicate(shuffled)
+    assert sorted(kept, key=repr) == sorted(baseline[0], key=repr)
+    assert sorted(duplicates, key=repr) == sorted(baseline[1], key=repr)
+
+
+def test_generated_corpus_ground_truth():
+    docs = generate_duplicate_corpus(150, seed=11)
+    assert len(docs) == 150 and len({d.id for d in docs}) == 150
+    assert generate_duplicate_corpus(150, seed=11) == docs  # deterministic
+    kept, duplicates = deduplicate(docs)
+    truth = {d.id: dict(d.fields) for d in docs}
+    assert {d.id for d in kept} == {d.id for d in docs if truth[d.id]["variant"] == "original"}
+    expected_reason = {"rescrape": "exact_body", "edited_headline": "same_body_edited_headline",
+                       "near_body": "same_headline_near_body", "near_body_new_headline": "near_duplicate_body"}
+    for record in duplicates:
+        assert record["duplicate_of"] == truth[record["id"]]["origin"]
+        assert record["reason"] == expected_reason[truth[record["id"]]["variant"]]
+
+
+# ------------------------------------------------------------------ Beam
+
+
+def _run_composite(options=None):
+    """Runs the composite over CORPUS (shuffled) with hand-written expectations."""
+    shuffled = list(CORPUS)
+    random.Random(3).shuffle(shuffled)
+    reference = deduplicate(CORPUS)
+    with TestPipeline(options=options) as pipeline:
+        outputs = pipeline | beam.Create(shuffled, reshuffle=False) | DeduplicateArticles(DedupeConfig())
+        # Stdlib getters, not functions of this module: worker processes cannot
+        # import the test module.
+        assert_that(outputs[DOCUMENTS] | "KeptSummary" >> beam.Map(operator.attrgetter("id", "duplicates")),
+                    equal_to(EXPECTED_KEPT), label="CheckKept")
+        assert_that(outputs[DUPLICATES] | "DuplicateSummary" >> beam.Map(
+            operator.itemgetter("id", "duplicate_of", "reason")),
+                    equal_to(EXPECTED_DUPLICATES), label="CheckDuplicates")
+        # Field for field, the same as the in-memory reference (similarities included).
+        assert_that(outputs[DOCUMENTS], equal_to(reference[0]), label="CheckDocumentsExact")
+        assert_that(outputs[DUPLICATES], equal_to(reference[1]), label="CheckDuplicatesExact")
+
+
+def test_composite_under_test_pipeline():
+    _run_composite()
+
+
+def test_composite_on_empty_input():
+    with TestPipeline() as pipeline:
+        outputs = pipeline | beam.Create([], reshuffle=False).with_output_types(Document) | DeduplicateArticles()
+        assert_that(outputs[DOCUMENTS], equal_to([]), label="CheckNoDocuments")
+        assert_that(outputs[DUPLICATES], equal_to([]), label="CheckNoDuplicates")
+
+
+@pytest.mark.slow
+def test_composite_with_two_worker_processes():
+    # A real multi-process DirectRunner run: the transforms package must be
+    # importable by the workers (it is installed editable in the dev venv).
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    _run_composite(PipelineOptions(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]))
