@@ -1,0 +1,925 @@
+"""Bounded, iterative parsers for leaked PHP debug output (helpers of ``php_leaks``).
+
+Everything here works on the UTF-8 *bytes* of a document, so that PHP's
+``string(N)`` / ``(length=N)`` byte counts are checked in O(1) (``b[q + N]``)
+instead of by walking characters. Offsets are converted back to character
+offsets by :mod:`transforms.php_leaks`.
+
+Guarantees against hostile input:
+
+* No recursion: nested arrays/objects use an explicit stack.
+* Every regex is anchored (``match`` at a position) or searched with bounded
+  quantifiers, so none can backtrack super-linearly.
+* "Find the next candidate end" queries go through :class:`_LazyPositions`,
+  which finds every position once per document (amortised linear).
+* A start position whose parse failed is remembered (``_dead``); a later
+  attempt that reaches it fails at once, so nested garbage such as
+  ``array(1) {`` x 10 000 costs one pass, not a quadratic number.
+* A global work budget (steps ~ tokens/lines) per document; when a candidate
+  runs out of it, :class:`Unresolved` is raised and the caller leaves the
+  structure in place and counts it ``unresolved``.
+
+Each ``parse_*`` method returns a :class:`Parsed` or ``None`` (not a leak).
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import math
+import re
+from typing import Any
+
+__all__ = ["Parsed", "Scanner", "Unresolved", "LEVELS"]
+
+_LEGACY_MULTIBYTE = ("gbk", "big5", "shift_jis", "euc-jp", "euc-kr")
+
+
+class Unresolved(Exception):
+    """The document's work budget ran out while parsing a candidate."""
+
+
+class _Fail(Exception):
+    """The candidate is not a complete leak."""
+
+
+@dataclasses.dataclass
+class Parsed:
+    start: int           # byte offset
+    end: int             # byte offset, exclusive
+    format: str
+    value: Any
+    length_matched: bool | None
+    json_payloads: list[Any] = dataclasses.field(default_factory=list)
+    weak: bool = False   # a bare scalar (int(5), NULL ...) that needs line context
+
+
+class _LazyPositions:
+    """Sorted start positions of ``pattern`` in ``data``, found lazily, each once."""
+
+    __slots__ = ("_pat", "_data", "_pos", "_scanned")
+
+    def __init__(self, pattern: re.Pattern, data: bytes):
+        self._pat = pattern
+        self._data = data
+        self._pos: list[int] = []
+        self._scanned = 0
+
+    def between(self, lo: int, hi: int, limit: int) -> list[int]:
+        """Up to ``limit`` positions p with lo <= p < hi."""
+        while self._scanned < hi:
+            m = self._pat.search(self._data, self._scanned)
+            if m is None:
+                self._scanned = len(self._data) + 1
+                break
+            self._pos.append(m.start())
+            self._scanned = m.start() + 1
+        i = bisect.bisect_left(self._pos, lo)
+        out = []
+        while i < len(self._pos) and self._pos[i] < hi and len(out) < limit:
+            out.append(self._pos[i])
+            i += 1
+        return out
+
+
+# ---------------------------------------------------------------- tokens
+_WS = b" \t\r\n"
+_FLOAT = rb"-?(?:INF|NAN|\d{1,400}(?:\.\d{1,400})?(?:E[+-]?\d{1,4})?)"
+
+_VD_ITEM = re.compile(rb"""
+    (?P<xamp>&(?:array|object)(?![(\w]))
+  | (?P<ref>&)?(?:
+    (?P<null>NULL)
+  | bool\((?P<bool>true|false)\)
+  | int\((?P<int>-?\d{1,20})\)
+  | (?P<fkw>float|double)\((?P<float>""" + _FLOAT + rb""")\)
+  | string\((?P<slen>\d{1,12})\)\ "
+  | array\((?P<alen>\d{1,12})\)(?P<arc>\ refcount\(\d{1,12}\)|\ interned)?\ ?\{
+  | object\((?P<ocls>[\w\\]{1,300})\)\#\d{1,12}\ \(\d{1,12}\)(?P<orc>\ refcount\(\d{1,12}\))?\ ?\{
+  | class\ (?P<xcls>[\w\\]{1,300})\#\d{1,12}\ \(\d{1,12}\)\ \{
+  | enum\((?P<enum>[\w\\]{1,300}::\w{1,300})\)
+  | enum\ (?P<xenum>[\w\\]{1,300}::\w{1,300})(?:\ :\ \w{1,20}\((?:"[^"\n]{0,1000}"|-?\d{1,20})\))?;
+  | uninitialized\((?P<uninit>[^)\n]{1,300})\)
+  | (?P<xuninit>\*uninitialized\*)
+  | (?P<rec>\*RECURSION\*)
+  | (?P<zref>reference\ refcount\(\d{1,12}\)\ ?\{)
+  | (?P<xdots>\.\.\.)
+  )""", re.X)
+_KEY_END = re.compile(rb'"(?::protected|:"[^"\n]{0,300}":private)?\]=>')
+_XKEY_END = re.compile(rb"' =>")
+_ZVAL_SUFFIX = re.compile(rb" (?:refcount\(\d{1,12}\)|interned)")
+_VD_KEY = re.compile(rb"""
+    \[(?P<int>-?\d{1,20})\]\ ?=>
+  | \["(?P<str>)
+  | '(?P<xstr>)
+  | (?P<xvis>public|protected|private)(?:\ readonly)?(?:\ [^\s$]{1,300})?\ \$(?P<xprop>\w{1,300})\ =>
+  | (?P<more>\(more\ elements\)\.\.\.)
+  | (?P<dots>\.\.\.)(?=\s)
+  """, re.X)
+# A closing quote of a string(N) payload, followed by what may follow a value.
+_VD_STR_END = re.compile(
+    rb'"(?=\.\.\.|[ \t]*(?:\r?\n|\}|\[|\'|(?:public|protected|private) |\Z)| refcount\(| interned)')
+
+_XH_ITEM = re.compile(rb"""
+    (?P<null>null)
+  | boolean\ (?P<bool>true|false)
+  | int\ (?P<int>-?\d{1,20})
+  | float\ (?P<float>""" + _FLOAT + rb""")
+  | string\ '
+  | array\ \(size=(?P<alen>\d{1,12})\)
+  | object\((?P<ocls>[\w\\]{1,300})\)\[\d{1,12}\]
+  | enum\((?P<enum>[\w\\]{1,300}::\w{1,300})\)(?:\ :\ (?:int\ -?\d{1,20}|string\ '(?P<eb>[^'\n]{0,1000})'\ \(length=\d{1,12}\)))?
+  | (?P<xuninit>\*uninitialized\*)
+  | (?P<ref>&)(?:array|object\([\w\\]{1,300}\)\[\d{1,12}\])
+  | (?P<dots>\.\.\.)
+  """, re.X)
+_XH_KEY = re.compile(rb"""
+    (?P<int>-?\d{1,20})\ =>\ ?
+  | '(?P<str>[^\n]{0,4096}?)'\ =>\ ?
+  """, re.X)
+_XH_PROP = re.compile(
+    rb"(?:public|protected|private)(?: readonly)?(?: [^\s']{1,300})? '(?P<name>[^'\n]{1,300})' => ?")
+_XH_LEN_END = re.compile(rb"'(?:\.\.\.)? \(length=\d{1,12}\)")
+_XH_EMPTY = re.compile(rb"\s{0,200}empty")
+_XH_MORE = re.compile(rb"\s{0,200}more elements\.\.\.")
+
+_PR_OPEN = re.compile(
+    rb"(?:(?P<arr>Array)|(?P<cls>[\w\\]{1,300}) (?:(?P<obj>Object)|(?P<enum>Enum)(?::\w{1,20})?))"
+    rb"(?P<ws>[ \t]*\r?\n[ \t]{0,400}|[ \t]{0,3})\(")
+_PR_REC = re.compile(rb"(?:Array|[\w\\]{1,300} Object)\s{1,400}\*RECURSION\*")
+_PR_KEY = re.compile(rb"\[(?P<k>[^\]\n]{0,1000})\] =>(?: |(?=\r?\n))")
+_PR_COLLAPSED_END = re.compile(rb"\s(?:\[[^\]\n]{0,1000}\] =>|\))")
+
+_VE_SCALAR = re.compile(rb"""
+    (?P<null>NULL|null)
+  | (?P<bool>true|false)
+  | (?P<intmin>-9223372036854775807-1)
+  | (?P<float>-?\d{1,400}\.\d{1,400}(?:E[+-]?\d{1,4})?|-?\d{1,400}E[+-]?\d{1,4}|-?INF|NAN)
+  | (?P<int>-?\d{1,20})(?![\w.])
+  | (?P<enum>\\[\w\\]{1,300}::\w{1,300})(?!\()
+  """, re.X)
+_VE_OPEN = re.compile(rb"""
+    (?P<arr>array\ ?\()
+  | \\?(?P<cls>[\w\\]{1,300})::__set_state\(array\(
+  | (?P<std>\(object\)\ array\()
+  """, re.X)
+_VE_KEY = re.compile(rb"(?:(?P<int>-?\d{1,20})|'(?P<str>(?:[^'\\]|\\.){0,4096})') => ?", re.S)
+_VE_CONCAT = re.compile(rb'\s?\.\s?"\\0"\s?\.\s?')
+
+LEVELS = (b"Recoverable fatal error", b"Catchable fatal error", b"Fatal error", b"Parse error",
+          b"Warning", b"Notice", b"Strict Standards", b"Deprecated", b"Unknown error")
+_LEVEL_RE = re.compile(
+    rb"(?<![\w*])(?:\( ! \) )?(?:\[[^\]\n]{1,40}\] )?(?:PHP )?(?:\*\*)?(?P<level>"
+    + b"|".join(LEVELS) + rb")(?:\*\*)? ?:(?P<sp> {1,2})")
+_FILE_RE = re.compile(
+    rb"(?:\*\*)?(?P<file>(?:[A-Za-z]:[\\/]|/|\.\.\./|phar://)[^\s*]{0,1000}(?: : (?:eval\(\)'d|runtime-created function|regexp) code)?|Unknown|[^\s*]{0,1000}\.(?:php|inc|phtml)\d?)(?:\*\*)?\Z")
+_LINE_TAIL = re.compile(rb"(?:\*\*)?(?P<line>\d{1,9})(?:\*\*)?")
+_UNCAUGHT_HEAD = re.compile(rb"Uncaught (?P<msg>[^\n]{0,4000}?) in (?P<file>\S{1,1000}):(?P<line>\d{1,9})\s{1,10}Stack trace:")
+_TRACE_FRAME = re.compile(rb"\s{0,10}(?P<frame>#\d{1,6} [^\n]{0,4000}?)(?=\s{1,10}(?:#\d{1,6} |thrown\b)|\n)")
+_XD_SECOND = re.compile(
+    rb"\s{0,20}(?:\( ! \) )?[\w\\]{1,300}: [^\n]{0,4000}? in \S{1,1000} on line \d{1,9}")
+_XD_CALLSTACK = re.compile(rb"\s{0,20}(?:\*\*)?Call Stack(?:\*\*)?:?[ \t]*(?:\r?\n|\Z)")
+_XD_FRAME_LINE = re.compile(
+    rb"[ \t]{0,40}(?:"
+    rb"\d{1,4}\.\d{4}[ \t]{1,20}\d{1,12}[ \t]{1,10}\d{1,6}\. [^\n]{0,4000}"      # text mode
+    rb"|#\t?Time\t?Memory\t?Function\t?Location[^\n]{0,100}"                    # html header
+    rb"|\d{1,6}\t?\d{1,4}\.\d{4}\t?\d{1,12}\t?[^\n]{0,4000}:\d{1,9}"           # html frame
+    rb"|\|[^\n]{0,4000}\|"                                                      # markdown row
+    rb")[ \t]*(?:\r?\n|\Z)")
+
+
+def _float(raw: bytes) -> Any:
+    s = raw.decode("ascii")
+    if s in ("INF", "-INF", "NAN", "-NAN"):
+        return "NAN" if s.endswith("NAN") else s
+    value = float(s)
+    if math.isinf(value):
+        return "INF" if value > 0 else "-INF"
+    return value
+
+
+def _container(pairs: list[tuple[Any, Any]], cls: str | None) -> Any:
+    if cls is not None:
+        out: dict[str, Any] = {"__class__": cls}
+        for k, v in pairs:
+            out[str(k)] = v
+        return out
+    if all(isinstance(k, int) and k == i for i, (k, _) in enumerate(pairs)):
+        return [v for _, v in pairs]
+    return {str(k): v for k, v in pairs}
+
+
+def _int_key(raw: str) -> Any:
+    """print_r shows keys without quotes: canonical decimal keys are ints."""
+    if raw == "0" or (raw[:1] != "0" and raw.lstrip("-")[:1] != "0" and
+                      re.fullmatch(r"-?[1-9][0-9]{0,18}", raw)):
+        return int(raw)
+    return raw
+
+
+class Scanner:
+    """Parsers over one document's bytes, sharing memo tables and a work budget."""
+
+    def __init__(self, data: bytes, budget: int, max_window: int):
+        self.b = data
+        self.n = len(data)
+        self.budget = budget
+        self.max_window = max_window
+        self._dead: set[tuple[str, int]] = set()
+        self._vd_ends = _LazyPositions(_VD_STR_END, data)
+        self._xh_ends = _LazyPositions(_XH_LEN_END, data)
+        self._matched = True
+        self._json: list[Any] = []
+        self._flags: set[str] = set()
+
+    # -------------------------------------------------------------- helpers
+    def _step(self, k: int = 1) -> None:
+        self.budget -= k
+        if self.budget < 0:
+            raise Unresolved()
+
+    def _skip_ws(self, p: int) -> int:
+        b, n = self.b, self.n
+        while p < n and b[p] in _WS:
+            p += 1
+        return p
+
+    def _begin(self) -> None:
+        self._matched = True
+        self._json = []
+        self._flags = set()
+
+    def _string_value(self, raw: bytes) -> str:
+        s = raw.decode("utf-8", "surrogatepass")
+        if s[:1] in ("[", "{") and len(s) <= self.max_window:
+            import orjson  # local: keeps the module importable without it at pickling
+            try:
+                self._json.append(orjson.loads(raw))
+            except orjson.JSONDecodeError:
+                pass
+        return s
+
+    @staticmethod
+    def _alt_count_ok(raw: bytes, count: int) -> bool:
+        """Counts that PHP could have printed for this text in another charset."""
+        try:
+            s = raw.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            return False
+        if len(s) == count:  # cp1252/latin-1 mojibake or a single-byte charset
+            return True
+        for charset in _LEGACY_MULTIBYTE:
+            try:
+                if len(s.encode(charset)) == count:
+                    return True
+            except UnicodeEncodeError:
+                continue
+        return False
+
+    def _counted_string(self, q: int, count: int, ends: _LazyPositions, closer: bytes,
+                        nested: bool) -> tuple[int, bytes, bool]:
+        """Payload starting at ``q``; returns (closing-quote offset, raw, matched)."""
+        b = self.b
+        e = q + count
+        if e < self.n and b[e:e + 1] == closer:
+            ok = True
+            if nested and closer == b'"':
+                ok = _VD_STR_END.match(b, e) is not None
+            elif closer == b"'":
+                ok = _XH_LEN_END.match(b, e) is not None
+            if ok:
+                return e, b[q:e], True
+        hi = min(self.n, q + min(4 * count + 256, self.max_window))
+        cands = ends.between(q, hi + 1, 64)
+        self._step(1 + len(cands))
+        if not cands:
+            raise _Fail()
+        best = None
+        for c in cands:
+            raw = b[q:c]
+            if self._alt_count_ok(raw, count):
+                return c, raw, True
+            if b"\\000" in raw and len(raw.replace(b"\\000", b"\0")) == count:
+                return c, raw.replace(b"\\000", b"\0"), True
+            if len(raw) <= count:
+                best = c
+        if best is None:
+            best = cands[0]
+        return best, b[q:best], False
+
+    def _fail_dead(self, kind: str, positions: list[int]) -> None:
+        for p in positions:
+            self._dead.add((kind, p))
+
+    # ------------------------------------------------------- var_dump family
+    def parse_vd(self, pos: int) -> Parsed | None:
+        """var_dump / Xdebug text / debug_zval_dump value starting at ``pos``."""
+        if ("vd", pos) in self._dead:
+            return None
+        self._begin()
+        b = self.b
+        stack: list[list[Any]] = []  # [start, pairs, cls, closer_kind, pending_key]
+        p = pos
+        try:
+            while True:
+                # ---- a value at p
+                self._step()
+                p = self._skip_ws(p) if stack else p
+                if ("vd", p) in self._dead:
+                    raise _Fail()
+                m = _VD_ITEM.match(b, p)
+                if m is None:
+                    raise _Fail()
+                g = m.lastgroup
+                end = m.end()
+                value: Any
+                push = None
+                if m.group("null") is not None:
+                    value = None
+                elif m.group("bool") is not None:
+                    value = m.group("bool") == b"true"
+                elif m.group("int") is not None:
+                    value = int(m.group("int"))
+                elif m.group("float") is not None:
+                    value = _float(m.group("float"))
+                    if m.group("fkw") == b"double":
+                        self._flags.add("xdebug")
+                elif m.group("slen") is not None:
+                    e, raw, ok = self._counted_string(end, int(m.group("slen")), self._vd_ends,
+                                                      b'"', bool(stack))
+                    self._matched &= ok
+                    end = e + 1
+                    if b[end:end + 3] == b"...":
+                        end += 3
+                        self._flags.add("xdebug")
+                    value = self._string_value(raw)
+                elif m.group("alen") is not None:
+                    if m.group("arc"):
+                        self._flags.add("zval")
+                    push = [p, [], None, "}", None]
+                elif m.group("ocls") is not None:
+                    if m.group("orc"):
+                        self._flags.add("zval")
+                    push = [p, [], m.group("ocls").decode("ascii", "replace"), "}", None]
+                elif m.group("xcls") is not None:
+                    self._flags.add("xdebug")
+                    push = [p, [], m.group("xcls").decode("ascii", "replace"), "}", None]
+                elif m.group("enum") is not None:
+                    value = {"__enum__": m.group("enum").decode("ascii", "replace")}
+                elif m.group("xenum") is not None:
+                    self._flags.add("xdebug")
+                    value = {"__enum__": m.group("xenum").decode("ascii", "replace")}
+                elif m.group("uninit") is not None or m.group("xuninit") is not None:
+                    value = _UNINIT
+                elif m.group("rec") is not None or m.group("xamp") is not None:
+                    value = "*RECURSION*"
+                elif m.group("zref") is not None:
+                    self._flags.add("zval")
+                    push = [p, [], None, "ref", None]
+                else:  # xdebug "..." (depth limit / recursion)
+                    if not stack:
+                        raise _Fail()
+                    self._flags.add("xdebug")
+                    value = "*RECURSION*"  # a value "..." is Xdebug's object recursion
+                del g
+                if push is None:
+                    zs = _ZVAL_SUFFIX.match(b, end)
+                    if zs is not None and m.group("slen") is not None or (
+                            zs is not None and stack and "zval" in self._flags):
+                        self._flags.add("zval")
+                        end = zs.end()
+                    p = end
+                else:
+                    stack.append(push)
+                    p = end
+                # ---- close containers / read the next key
+                while True:
+                    if push is None:
+                        if not stack:
+                            return Parsed(pos, p, self._vd_format(), value, self._matched,
+                                          self._json)
+                        top = stack[-1]
+                        if top[3] == "ref":
+                            top[1].append((None, value))
+                        elif value is not _UNINIT:
+                            top[1].append((top[4], value))
+                    push = None
+                    top = stack[-1]
+                    self._step()
+                    q = self._skip_ws(p)
+                    if top[3] == "ref":
+                        if not top[1]:
+                            p = q
+                            break  # read the referenced value
+                        if b[q:q + 1] != b"}":
+                            raise _Fail()
+                        stack.pop()
+                        value = top[1][0][1]
+                        p = q + 1
+                        continue
+                    if b[q:q + 1] == b"}":
+                        stack.pop()
+                        # Xdebug's depth limit prints a body of "...": the value is cut
+                        value = None if (top[3] == "cut" and not top[1]) else \
+                            _container(top[1], top[2])
+                        p = q + 1
+                        continue
+                    k = _VD_KEY.match(b, q)
+                    if k is None:
+                        raise _Fail()
+                    if k.group("more") is not None or k.group("dots") is not None:
+                        self._flags.add("xdebug")
+                        if k.group("dots") is not None:
+                            top[3] = "cut"
+                        p = k.end()
+                        continue_marker = True
+                    else:
+                        continue_marker = False
+                    if continue_marker:
+                        value = _SKIP
+                        # re-enter the loop without appending
+                        while True:
+                            q = self._skip_ws(p)
+                            k = _VD_KEY.match(b, q)
+                            if k is None or (k.group("more") is None and k.group("dots") is None):
+                                break
+                            p = k.end()
+                            self._step()
+                        if b[q:q + 1] == b"}":
+                            stack.pop()
+                            value = None if (top[3] == "cut" and not top[1]) else \
+                                _container(top[1], top[2])
+                            p = q + 1
+                            continue
+                        if k is None:
+                            raise _Fail()
+                    if k.group("int") is not None:
+                        top[4] = int(k.group("int"))
+                        p = k.end()
+                    elif k.group("str") is not None or k.group("xstr") is not None:
+                        xd = k.group("xstr") is not None
+                        if xd:
+                            self._flags.add("xdebug")
+                        top[4], p = self._vd_string_key(k.end(), xd)
+                    else:
+                        self._flags.add("xdebug")
+                        top[4] = k.group("xprop").decode("utf-8", "surrogatepass")
+                        p = k.end()
+                    break
+        except _Fail:
+            self._fail_dead("vd", [pos] + [f[0] for f in stack])
+            return None
+
+    def _vd_string_key(self, q: int, xdebug: bool) -> tuple[str, int]:
+        """A quoted key (not length-prefixed): the shortest one whose value parses."""
+        b = self.b
+        pat = _XKEY_END if xdebug else _KEY_END
+        for m in pat.finditer(b, q, min(self.n, q + 4096 + 320)):
+            self._step()
+            v = self._skip_ws(m.end())
+            if _VD_ITEM.match(b, v) is not None:
+                raw = b[q:m.start()]
+                if xdebug:
+                    raw = raw.replace(b"\\'", b"'")
+                return raw.decode("utf-8", "surrogatepass"), m.end()
+        raise _Fail()
+
+    def _vd_format(self) -> str:
+        if "xdebug" in self._flags:
+            return "xdebug_text"
+        if "zval" in self._flags:
+            return "debug_zval_dump"
+        return "var_dump"
+
+    # ------------------------------------------------------ Xdebug HTML (stripped)
+    def parse_xdebug_html(self, pos: int) -> Parsed | None:
+        if ("xh", pos) in self._dead:
+            return None
+        self._begin()
+        b = self.b
+        stack: list[list[Any]] = []  # [start, pairs, cls, remaining(None=object), key]
+        p = pos
+        try:
+            while True:
+                self._step()
+                if stack:
+                    p = self._skip_ws(p)
+                m = _XH_ITEM.match(b, p)
+                if m is None:
+                    raise _Fail()
+                end = m.end()
+                push = None
+                value: Any = None
+                if m.group("null") is not None:
+                    value = None
+                elif m.group("bool") is not None:
+                    value = m.group("bool") == b"true"
+                elif m.group("int") is not None:
+                    value = int(m.group("int"))
+                elif m.group("float") is not None:
+                    value = _float(m.group("float"))
+                elif m.group("alen") is not None:
+                    push = [p, [], None, int(m.group("alen")), None]
+                elif m.group("ocls") is not None:
+                    push = [p, [], m.group("ocls").decode("ascii", "replace"), None, None]
+                elif m.group("enum") is not None:
+                    value = {"__enum__": m.group("enum").decode("ascii", "replace")}
+                elif m.group("xuninit") is not None:
+                    value = _UNINIT
+                elif m.group("ref") is not None or m.group("dots") is not None:
+                    if not stack:
+                        raise _Fail()
+                    value = "*RECURSION*" if m.group("ref") is not None else "..."
+                else:  # string '
+                    lm = re.compile(rb"").match  # placeholder, replaced below
+                    del lm
+                    # the count sits after the payload: find it from the candidates
+                    e, raw, ok = self._xh_string(end)
+                    self._matched &= ok
+                    value = self._string_value(raw)
+                    end = _XH_LEN_END.match(b, e).end()
+                p = end
+                if push is not None:
+                    stack.append(push)
+                    if push[3] == 0 or push[3] is not None:
+                        em = _XH_EMPTY.match(b, p)
+                        if push[3] == 0 and em is not None:
+                            p = em.end()
+                while True:
+                    if push is None:
+                        if not stack:
+                            return Parsed(pos, p, "xdebug_html", value, self._matched, self._json)
+                        top = stack[-1]
+                        if value is not _UNINIT:
+                            top[1].append((top[4], value))
+                        if top[3] is not None:
+                            top[3] -= 1
+                    push = None
+                    top = stack[-1]
+                    self._step()
+                    if top[3] is not None:  # array: size=N entries
+                        if top[3] <= 0:
+                            mm = _XH_MORE.match(b, p)
+                            if mm is not None:
+                                p = mm.end()
+                            stack.pop()
+                            value = _container(top[1], None)
+                            continue
+                        q = self._skip_ws(p)
+                        if b.startswith(b"...", q) and q > p:  # depth limit: body cut
+                            p = q + 3
+                            stack.pop()
+                            value = None if not top[1] else _container(top[1], None)
+                            continue
+                        mm = _XH_MORE.match(b, p)
+                        if mm is not None:  # children limit: the rest is not shown
+                            p = mm.end()
+                            stack.pop()
+                            value = _container(top[1], None)
+                            continue
+                        k = _XH_KEY.match(b, q)
+                        if k is None or q == p:
+                            raise _Fail()
+                        top[4] = int(k.group("int")) if k.group("int") is not None else \
+                            k.group("str").decode("utf-8", "surrogatepass")
+                        p = k.end()
+                        break
+                    q = self._skip_ws(p)
+                    k = _XH_PROP.match(b, q) if q > p else None
+                    if k is None:
+                        stack.pop()
+                        value = _container(top[1], top[2])
+                        continue
+                    top[4] = k.group("name").decode("utf-8", "surrogatepass")
+                    p = k.end()
+                    break
+        except _Fail:
+            self._fail_dead("xh", [pos] + [f[0] for f in stack])
+            return None
+
+    def _xh_string(self, q: int) -> tuple[int, bytes, bool]:
+        """``string '…' (length=N)``: returns (closing quote, raw, matched)."""
+        b = self.b
+        cands = self._xh_ends.between(q, min(self.n, q + self.max_window) + 1, 1)
+        self._step()
+        if not cands:
+            raise _Fail()
+        c = cands[0]
+        m = _XH_LEN_END.match(b, c)
+        count = int(str_digits(b, m.end() - 1))
+        # The payload may itself contain "' (length=": the counted end wins when
+        # its own marker carries the same count.
+        e = q + count
+        me = _XH_LEN_END.match(b, e) if e > c else None
+        if me is not None and int(str_digits(b, me.end() - 1)) == count:
+            return e, b[q:e], True
+        raw = b[q:c]
+        if len(raw) == count or self._alt_count_ok(raw, count):
+            return c, raw, True
+        return c, raw, False
+
+    # ----------------------------------------------------------------- print_r
+    def parse_print_r(self, pos: int) -> Parsed | None:
+        if ("pr", pos) in self._dead:
+            return None
+        self._begin()
+        b = self.b
+        stack: list[list[Any]] = []  # [start, pairs, cls, enum, indent, multiline, key]
+        p = pos
+        try:
+            value: Any = None
+            while True:
+                self._step()
+                rec = _PR_REC.match(b, p)
+                m = _PR_OPEN.match(b, p) if rec is None else None
+                if rec is not None and stack:
+                    value = "*RECURSION*"
+                    p = rec.end()
+                elif m is not None:
+                    ws = m.group("ws")
+                    multiline = b"\n" in ws
+                    paren = m.end() - 1
+                    line_start = b.rfind(b"\n", 0, paren) + 1
+                    indent = paren - line_start
+                    cls = None if m.group("arr") else m.group("cls").decode("ascii", "replace")
+                    stack.append([p, [], cls, m.group("enum") is not None, indent, multiline, None])
+                    p = m.end()
+                    value = _OPEN
+                elif stack:
+                    value, p = self._pr_scalar(p, stack[-1])
+                else:
+                    raise _Fail()
+                while True:
+                    top = stack[-1]
+                    if value is not _OPEN:
+                        top[1].append((top[6], value))
+                    value = None
+                    self._step()
+                    q = self._skip_ws(p)
+                    if b[q:q + 1] == b")":
+                        if top[5] and (q - (b.rfind(b"\n", 0, q) + 1)) != top[4]:
+                            raise _Fail()
+                        stack.pop()
+                        p = q + 1
+                        if False:
+                            pass
+                        else:
+                            pairs = top[1]
+                            if top[2] is None:
+                                pairs = [(_int_key(k), v) for k, v in pairs]
+                            else:
+                                pairs = [(k.split(":", 1)[0], v) for k, v in pairs]
+                            value = _container(pairs, top[2])
+                        if not stack:
+                            return Parsed(pos, p, "print_r", value, None, self._json)
+                        continue
+                    if top[5] and b[p:q].count(b"\n") < 1:
+                        raise _Fail()
+                    k = _PR_KEY.match(b, q)
+                    if k is None:
+                        raise _Fail()
+                    top[6] = k.group("k").decode("utf-8", "surrogatepass")
+                    p = k.end()
+                    break
+        except _Fail:
+            self._fail_dead("pr", [pos] + [f[0] for f in stack])
+            return None
+
+    def _pr_scalar(self, p: int, frame: list[Any]) -> tuple[str, int]:
+        """An unquoted print_r scalar: up to the next key or ``)`` of the block."""
+        b = self.b
+        if frame[5]:
+            indent = frame[4]
+            key_pre = b"\n" + b" " * (indent + 4) + b"["
+            close_pre = b"\n" + b" " * indent + b")"
+            q = p
+            limit = min(self.n, p + self.max_window)
+            while True:
+                self._step()
+                nl = b.find(b"\n", q, limit)
+                if nl < 0:
+                    raise _Fail()
+                e = nl - 1 if nl > p and b[nl - 1:nl] == b"\r" else nl
+                if b.startswith(close_pre, nl) or (
+                        b.startswith(key_pre, nl) and _PR_KEY.match(b, nl + len(key_pre) - 1)):
+                    return self._string_value(b[p:e]), e
+                q = nl + 1
+        m = _PR_COLLAPSED_END.search(b, p, min(self.n, p + self.max_window))
+        self._step()
+        if m is None:
+            raise _Fail()
+        return self._string_value(b[p:m.start()]), m.start()
+
+    # ---------------------------------------------------------------- var_export
+    def parse_var_export(self, pos: int) -> Parsed | None:
+        if ("ve", pos) in self._dead:
+            return None
+        self._begin()
+        b = self.b
+        stack: list[list[Any]] = []  # [start, pairs, cls, closer, key]
+        p = pos
+        try:
+            while True:
+                self._step()
+                if stack:
+                    p = self._skip_ws(p)
+                o = _VE_OPEN.match(b, p)
+                value: Any = _OPEN
+                if o is not None:
+                    if o.group("arr"):
+                        stack.append([p, [], None, b")", None])
+                    elif o.group("std"):
+                        stack.append([p, [], "stdClass", b")", None])
+                    else:
+                        stack.append([p, [], o.group("cls").decode("ascii", "replace"), b"))", None])
+                    p = o.end()
+                elif not stack:
+                    raise _Fail()
+                elif b[p:p + 1] == b"'":
+                    parts = []
+                    while True:
+                        raw, p = self._ve_string(p)
+                        parts.append(raw)
+                        c = _VE_CONCAT.match(b, p)
+                        if c is None or b[c.end():c.end() + 1] != b"'":
+                            break
+                        parts.append(b"\0")
+                        p = c.end()
+                    value = self._string_value(b"".join(parts))
+                else:
+                    s = _VE_SCALAR.match(b, p)
+                    if s is None:
+                        raise _Fail()
+                    if s.group("null") is not None:
+                        value = None
+                    elif s.group("bool") is not None:
+                        value = s.group("bool") == b"true"
+                    elif s.group("intmin") is not None:
+                        value = -9223372036854775808
+                    elif s.group("float") is not None:
+                        value = _float(s.group("float"))
+                    elif s.group("int") is not None:
+                        value = int(s.group("int"))
+                    else:
+                        value = {"__enum__": s.group("enum")[1:].decode("ascii", "replace")}
+                    p = s.end()
+                while True:
+                    top = stack[-1]
+                    if value is not _OPEN:
+                        top[1].append((top[4], value))
+                        q = self._skip_ws(p)
+                        if b[q:q + 1] != b",":
+                            raise _Fail()
+                        p = q + 1
+                    value = None
+                    self._step()
+                    q = self._skip_ws(p)
+                    if b.startswith(top[3], q):
+                        stack.pop()
+                        p = q + len(top[3])
+                        value = _container(top[1], top[2])
+                        if not stack:
+                            return Parsed(pos, p, "var_export", value, None, self._json)
+                        continue
+                    k = _VE_KEY.match(b, q)
+                    if k is None:
+                        raise _Fail()
+                    if k.group("int") is not None:
+                        top[4] = int(k.group("int"))
+                    else:
+                        top[4] = k.group("str").replace(b"\\'", b"'").replace(
+                            b"\\\\", b"\\").decode("utf-8", "surrogatepass")
+                    p = k.end()
+                    break
+        except _Fail:
+            self._fail_dead("ve", [pos] + [f[0] for f in stack])
+            return None
+
+    def _ve_string(self, p: int) -> tuple[bytes, int]:
+        b = self.b
+        out = []
+        q = p + 1
+        limit = min(self.n, p + self.max_window)
+        while True:
+            self._step()
+            i = b.find(b"'", q, limit)
+            j = b.find(b"\\", q, i if i >= 0 else limit)
+            if i < 0:
+                raise _Fail()
+            if 0 <= j < i:
+                out.append(b[q:j])
+                out.append(b[j + 1:j + 2])
+                q = j + 2
+                continue
+            out.append(b[q:i])
+            return b"".join(out), i + 1
+
+    # -------------------------------------------------------------------- errors
+    def parse_error(self, anchor: int, anchor_end: int, floor: int) -> Parsed | None:
+        """A PHP error whose `` on line N`` starts at ``anchor``; the headline
+        must start at or after ``floor``."""
+        b = self.b
+        self._step()
+        lt = _LINE_TAIL.match(b, anchor_end)
+        if lt is None:
+            return None
+        line = int(lt.group("line"))
+        end = lt.end()
+        # the text between the level word and " on line"
+        seg_lo = max(floor, anchor - 4200)
+        nl = b.rfind(b"\n", seg_lo, anchor)
+        line_lo = nl + 1 if nl >= 0 else seg_lo
+        thrown = re.compile(rb"(?:^|\s)thrown in ").search(b, max(line_lo, anchor - 2100), anchor)
+        trace: list[str] | None = None
+        if thrown is not None:
+            fm = _FILE_RE.match(b, thrown.end(), anchor)
+            if fm is None:
+                return None
+            # search back for "Fatal error: Uncaught ... Stack trace:"
+            lo = max(floor, anchor - 65536)
+            heads = [m for m in _LEVEL_RE.finditer(b, lo, thrown.start() + 1)]
+            self._step(1 + len(heads))
+            for hm in reversed(heads):
+                u = _UNCAUGHT_HEAD.match(b, hm.end())
+                if u is None:
+                    continue
+                frames = []
+                q = u.end()
+                while True:
+                    self._step()
+                    f = _TRACE_FRAME.match(b, q)
+                    if f is None:
+                        break
+                    frames.append(f.group("frame").decode("utf-8", "surrogatepass").strip())
+                    q = f.end()
+                if not re.compile(rb"\s{0,10}thrown in ").match(b, q) or \
+                        self._skip_ws(q) != thrown.start() + (1 if b[thrown.start():thrown.start() + 1] in _WS else 0):
+                    continue
+                trace = frames
+                value = {"level": hm.group("level").decode(), "message":
+                         "Uncaught " + u.group("msg").decode("utf-8", "surrogatepass"),
+                         "file": fm.group("file").decode("utf-8", "surrogatepass"),
+                         "line": line, "trace": trace}
+                start = hm.start()
+                return self._error_tail(start, end, value, "php_error" if b[hm.start():hm.start() + 1] != b"(" else "xdebug_error")
+            return None
+        heads = list(_LEVEL_RE.finditer(b, line_lo, anchor))
+        self._step(1 + len(heads))
+        for hm in reversed(heads):
+            body = b[hm.end():anchor]
+            i = body.rfind(b" in ")
+            if i < 0:
+                continue
+            fm = _FILE_RE.match(body, i + 4)
+            if fm is None:
+                continue
+            msg = body[:i]
+            if not msg.strip():
+                continue
+            value = {"level": hm.group("level").decode(),
+                     "message": msg.decode("utf-8", "surrogatepass").replace("**", "").strip(),
+                     "file": fm.group("file").decode("utf-8", "surrogatepass"),
+                     "line": line}
+            fmt = "xdebug_error" if b[hm.start():hm.start() + 1] == b"(" else "php_error"
+            return self._error_tail(hm.start(), end, value, fmt)
+        return None
+
+    def _error_tail(self, start: int, end: int, value: dict, fmt: str) -> Parsed:
+        """Xdebug's second headline and ``Call Stack`` block after an error."""
+        b = self.b
+        if value["message"].startswith("Uncaught ") and "trace" not in value:
+            s = _XD_SECOND.match(b, end)
+            if s is not None and b"\n" in b[end:s.end()] and b"Call Stack" in b[s.end():s.end() + 40]:
+                end = s.end()
+                fmt = "xdebug_error"
+        cs = _XD_CALLSTACK.match(b, end)
+        if cs is not None:
+            q = cs.end()
+            frames = []
+            while True:
+                self._step()
+                f = _XD_FRAME_LINE.match(b, q)
+                if f is None or f.end() == q:
+                    break
+                frames.append(b[q:f.end()].decode("utf-8", "surrogatepass").strip())
+                q = f.end()
+            if frames:
+                end = q
+                while end > 0 and b[end - 1:end] in (b"\n", b"\r", b" ", b"\t"):
+                    end -= 1
+                value = dict(value, trace=[f for f in frames if "TimeMemory" not in f])
+                fmt = "xdebug_error"
+        return Parsed(start, end, fmt, value, None, [])
+
+
+def str_digits(b: bytes, end: int) -> bytes:
+    """The run of ASCII digits ending just before ``end``."""
+    i = end
+    while i > 0 and 48 <= b[i - 1] <= 57:
+        i -= 1
+    return b[i:end]
+
+
+_UNINIT = object()
+_SKIP = object()
+_OPEN = object()

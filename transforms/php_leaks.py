@@ -1,0 +1,395 @@
+"""Stage ``php-leaks``: strip leaked PHP debug output, byte-exact, and parse it.
+
+A PHP site that forgets a ``var_dump($related)`` or shows its errors prints
+them into the page, and the scraper keeps them::
+
+    ...mediation of Russia, Iran and Turkey.
+
+    string(946) "[{"id":"1995016","sort":"5058101",...} ,{...} ]"
+
+This stage runs first, on untouched text (before ftfy or any normalisation,
+which would break the byte counts). It finds every leak anywhere in the body
+(start, end, own paragraph, glued to prose), removes it, parses it into a
+JSON-compatible value and emits one side record per leak on ``PHP_LEAKS``.
+
+Formats (``format`` of a record): ``var_dump``, ``debug_zval_dump``,
+``xdebug_text`` (``/path.php:N:`` + ``'k' =>``, ``double(..)``, ``class C#H``),
+``xdebug_html`` (the HTML form once tags are stripped: ``array (size=N)``,
+``'k' => string 'v' (length=N)``), ``print_r``, ``var_export``, ``php_error``
+(``Level: msg in FILE on line N``, HTML-stripped, html2text ``**Warning** :``,
+log prefix, uncaught exceptions with ``Stack trace``), ``xdebug_error``
+(``( ! ) Warning: ...`` and/or a ``Call Stack`` block). See
+``/work/shared/docs/php-dump-formats.md`` for the grammar.
+
+Rules (see :func:`find_leaks`, :func:`strip_php_leaks`):
+
+* ``string(N)`` / ``(length=N)`` count bytes. The payload end is found from
+  the count (payloads contain quotes). When the count fails, the count is
+  retried as a character count (cp1252/latin-1 mojibake, single-byte
+  charsets) and as GBK/Big5/Shift_JIS/EUC counts; if none fits, a tolerant
+  end search takes the closing quote followed by a newline, ``}``, ``[``,
+  or end of text (the last such quote within the count, else the first), and
+  the record gets ``length_matched=False`` (counter ``length_mismatch``).
+* Prose is never removed: errors need `` in FILE on line N``; dumps need a
+  complete structure. A bare scalar dump (``int(5)``, ``NULL``, ``bool(true)``,
+  ``float(..)``) is only a leak when it fills its line or touches another leak.
+* Whitespace: a removed run of leaks (leaks separated only by whitespace are
+  one run) takes its surrounding whitespace with it. At the start or end of
+  the text nothing replaces it; if the run or its surrounding whitespace
+  contains a line break the two sides are joined by exactly ``"\\n\\n"``;
+  otherwise (inline) by one space.
+* Linear time: one prefilter regex scan; bounded, iterative parsers (see
+  :mod:`transforms._php_parse`); failed start positions are memoised; a work
+  budget per document (``budget_per_byte`` x bytes + ``budget_base`` steps).
+  A candidate that exhausts it stays in place and is counted ``unresolved``
+  (after that the rest of the document is not examined).
+
+Side record (tag ``PHP_LEAKS``), one per leak, keys:
+``doc_id``, ``format``, ``start``, ``end`` (character offsets into the input
+text, end exclusive), ``text`` (== input[start:end]), ``value`` (canonical
+value: null/bool/int/float; INF/-INF/NAN as strings; PHP arrays as lists when
+keyed 0..n-1 in order, else dicts with string keys; objects as dicts with
+``__class__`` first and bare property names, uninitialized omitted; enums as
+``{"__enum__": "C::Case"}``; recursion as ``"*RECURSION*"``; errors as
+``{"level", "message", "file", "line"[, "trace"]}``), ``parsed`` (bool),
+``length_matched`` (bool; null for formats without counts), ``json`` (the
+orjson-parsed payload when exactly one string in the leak is JSON (starts
+with ``[`` or ``{``); a list of them when several; else null).
+
+The returned Document has the leaks removed and ``php_values`` = each leak's
+value followed by its JSON payloads.
+
+Counts (Beam counters ``newswash/php-leaks.<name>``): ``removed.<format>``,
+``length_mismatch``, ``unresolved``, ``documents_with_leaks``.
+The stage's change count is the number of leaks removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from typing import Any, Callable
+
+import apache_beam as beam
+
+from transforms._php_parse import Parsed, Scanner, Unresolved
+from transforms.document import Document
+from transforms.stage import StageResult, apply_stage
+
+__all__ = [
+    "STAGE",
+    "PHP_LEAKS",
+    "FORMATS",
+    "PhpLeaksConfig",
+    "Leak",
+    "find_leaks",
+    "strip_php_leaks",
+    "make_stage_function",
+    "StripPhpLeaks",
+]
+
+STAGE = "php-leaks"
+PHP_LEAKS = "php_leaks"
+FORMATS = ("var_dump", "xdebug_text", "xdebug_html", "print_r", "var_export",
+           "debug_zval_dump", "php_error", "xdebug_error")
+
+
+@dataclasses.dataclass(frozen=True)
+class PhpLeaksConfig:
+    """Bounds of the work done per document.
+
+    Attributes:
+      budget_per_byte / budget_base: parser steps allowed per document
+        (``budget_per_byte * len(utf8) + budget_base``).
+      max_window: the longest byte span one string payload, print_r scalar
+        or tolerant end search may cover.
+    """
+
+    budget_per_byte: float = 2.0
+    budget_base: int = 200_000
+    max_window: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        if self.budget_per_byte <= 0 or self.budget_base < 1000:
+            raise ValueError("budget_per_byte must be > 0 and budget_base >= 1000")
+        if self.max_window < 1024:
+            raise ValueError("max_window must be >= 1024")
+
+
+@dataclasses.dataclass(frozen=True)
+class Leak:
+    """One leak, in character offsets of the input text."""
+
+    format: str
+    start: int
+    end: int
+    text: str
+    value: Any
+    length_matched: bool | None
+    json: Any
+
+
+# Signatures, in one regex: a clean text costs a single scan.
+_DUMP_SIGNATURES = re.compile(rb"""
+    (?P<loc>\.php:\d{1,9}:|Command\ line\ code:\d{1,9}:)
+  | (?P<vd>&?(?:string\(\d|array\(\d|object\([\w\\]|class\ [\w\\]{1,300}\#\d|enum\(|reference\ refcount
+            |bool\((?:true|false)\)|int\(-?\d|float\(|double\(|NULL))
+  | (?P<xh>array\ \(size=\d|object\([\w\\]{1,300}\)\[\d)
+  | (?P<pr>Array[ \t]*\r?\n?[ \t]{0,400}\(|\ (?:Object|Enum(?::\w{1,20})?)[ \t]*\r?\n?[ \t]{0,400}\()
+  | (?P<ve>array\ \(|::__set_state\(array\(|\(object\)\ array\()
+""", re.X)
+_ERROR_ANCHOR = re.compile(rb"(?: on line |\*\* on line \*\*)(?=\*{0,2}\d)")
+_LOC_PATH_CHARS = re.compile(rb"[^\s]{0,1000}\Z")
+_XH_START = re.compile(rb"\r?\n?(?:array \(size=|string '|int -?\d|float |boolean |null|object\([\w\\]{1,300}\)\[|enum\()")
+_WEAK_VD = re.compile(rb"&?(?:NULL|bool\(|int\(|float\(|double\(|enum\()")
+
+
+def _char_offsets(data: bytes, points: list[int]) -> dict[int, int]:
+    """Byte offset -> character offset for sorted ``points`` (one pass)."""
+    out: dict[int, int] = {}
+    if data.isascii():
+        return {p: p for p in points}
+    prev_b = prev_c = 0
+    for p in sorted(set(points)):
+        prev_c += len(data[prev_b:p].decode("utf-8", "surrogatepass"))
+        prev_b = p
+        out[p] = prev_c
+    return out
+
+
+def _line_bounded(data: bytes, start: int, end: int) -> bool:
+    """True when only spaces/tabs separate [start, end) from line ends."""
+    i = start
+    while i > 0 and data[i - 1] in b" \t":
+        i -= 1
+    if i > 0 and data[i - 1] not in b"\r\n":
+        return False
+    j = end
+    while j < len(data) and data[j] in b" \t":
+        j += 1
+    return j == len(data) or data[j] in b"\r\n"
+
+
+def _find_parsed(data: bytes, config: PhpLeaksConfig) -> tuple[list[Parsed], int]:
+    """All leaks in ``data`` (bytes offsets) and the number of unresolved candidates."""
+    budget = int(config.budget_per_byte * len(data)) + config.budget_base
+    scanner = Scanner(data, budget, config.max_window)
+    found: list[Parsed] = []
+    unresolved = 0
+    try:
+        # Pass 1: errors, anchored on " on line N".
+        floor = 0
+        for m in _ERROR_ANCHOR.finditer(data):
+            if m.start() < floor:
+                continue
+            leak = scanner.parse_error(m.start(), m.end(), floor)
+            if leak is not None:
+                found.append(leak)
+                floor = leak.end
+        errors = found[:]
+        dumps: list[Parsed] = []
+        # Pass 2: dumps, skipping error spans.
+        err_i = 0
+        pos = 0
+        n = len(data)
+        while pos < n:
+            m = _DUMP_SIGNATURES.search(data, pos)
+            if m is None:
+                break
+            s = m.start()
+            while err_i < len(errors) and errors[err_i].end <= s:
+                err_i += 1
+            if err_i < len(errors) and errors[err_i].start <= s:
+                pos = errors[err_i].end
+                continue
+            kind = m.lastgroup
+            leak = None
+            if kind == "loc":
+                leak = _parse_located(scanner, data, m, dumps[-1].end if dumps else 0)
+            elif kind == "vd":
+                leak = scanner.parse_vd(s)
+                if leak is not None and _WEAK_VD.match(data, s) and not isinstance(
+                        leak.value, (list, dict)) or (leak is not None and _WEAK_VD.match(data, s)
+                                                      and isinstance(leak.value, dict)
+                                                      and "__enum__" in leak.value):
+                    leak.weak = True
+            elif kind == "xh":
+                leak = scanner.parse_xdebug_html(s)
+            elif kind == "pr":
+                st = s
+                if data[s:s + 1] == b" ":  # " Object(" / " Enum(": class name before
+                    st = s
+                    while st > 0 and st > s - 300 and (chr(data[st - 1]).isalnum() or data[st - 1] in b"_\\"):
+                        st -= 1
+                    if st == s:
+                        st = -1
+                if st >= 0:
+                    leak = scanner.parse_print_r(st)
+            else:
+                st = s
+                if kind == "ve" and data[s:s + 2] == b"::":
+                    st = s
+                    while st > 0 and st > s - 300 and (chr(data[st - 1]).isalnum() or data[st - 1] in b"_\\"):
+                        st -= 1
+                leak = scanner.parse_var_export(st)
+            if leak is not None and (not dumps or leak.start >= dumps[-1].end):
+                dumps.append(leak)
+                found.append(leak)
+                pos = max(leak.end, s + 1)
+            else:
+                pos = s + 1
+    except Unresolved:
+        unresolved += 1
+    found.sort(key=lambda p: p.start)
+    # Bare scalars need line context or a neighbouring leak.
+    kept: list[Parsed] = []
+    for i, leak in enumerate(found):
+        if leak.weak:
+            prev_end = found[i - 1].end if i else -1
+            next_start = found[i + 1].start if i + 1 < len(found) else -1
+            touch_prev = prev_end >= 0 and not data[prev_end:leak.start].strip()
+            touch_next = next_start >= 0 and not data[leak.end:next_start].strip()
+            if not (_line_bounded(data, leak.start, leak.end) or touch_prev or touch_next):
+                continue
+        kept.append(leak)
+    return kept, unresolved
+
+
+def _parse_located(scanner: Scanner, data: bytes, m: re.Match, floor: int) -> Parsed | None:
+    """``/path/file.php:LINE:`` then an Xdebug dump (text or HTML-stripped)."""
+    tail = _LOC_PATH_CHARS.search(data, max(floor, m.start() - 1000), m.start())
+    start = tail.start() if tail else m.start()
+    after = m.end()
+    xh = _XH_START.match(data, after)
+    if xh is not None:
+        q = after
+        while q < len(data) and data[q] in b"\r\n":
+            q += 1
+        leak = scanner.parse_xdebug_html(q)
+        fmt = "xdebug_html"
+    else:
+        q = after
+        if data[q:q + 1] == b"\r":
+            q += 1
+        if data[q:q + 1] != b"\n":
+            return None
+        leak = scanner.parse_vd(q + 1)
+        fmt = "xdebug_text"
+    if leak is None:
+        return None
+    return Parsed(start, leak.end, fmt, leak.value, leak.length_matched, leak.json_payloads)
+
+
+def find_leaks(text: str, config: PhpLeaksConfig | None = None) -> tuple[list[Leak], int]:
+    """Every leak in ``text`` (character offsets) and the unresolved count."""
+    config = config or PhpLeaksConfig()
+    data = text.encode("utf-8", "surrogatepass")
+    parsed, unresolved = _find_parsed(data, config)
+    offsets = _char_offsets(data, [p for leak in parsed for p in (leak.start, leak.end)])
+    leaks = []
+    for p in parsed:
+        s, e = offsets[p.start], offsets[p.end]
+        js = p.json_payloads
+        leaks.append(Leak(p.format, s, e, text[s:e], p.value, p.length_matched,
+                          None if not js else (js[0] if len(js) == 1 else list(js))))
+    return leaks, unresolved
+
+
+def remove_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """Removes sorted, non-overlapping ``spans`` under the whitespace rule."""
+    if not spans:
+        return text
+    # merge spans separated only by whitespace
+    runs: list[list[int]] = []
+    for s, e in spans:
+        if runs and not text[runs[-1][1]:s].strip():
+            runs[-1][1] = max(runs[-1][1], e)
+        else:
+            runs.append([s, e])
+    out = []
+    cursor = 0
+    n = len(text)
+    for s, e in runs:
+        ls = s
+        while ls > cursor and text[ls - 1].isspace():
+            ls -= 1
+        re_ = e
+        while re_ < n and text[re_].isspace():
+            re_ += 1
+        out.append(text[cursor:ls])
+        if ls == 0 or (ls == cursor and not "".join(out).strip()):
+            sep = ""
+        elif re_ == n:
+            sep = ""
+        elif "\n" in text[ls:re_]:
+            sep = "\n\n"
+        else:
+            sep = " "
+        out.append(sep)
+        cursor = re_
+    out.append(text[cursor:])
+    return "".join(out)
+
+
+def strip_php_leaks(text: str, doc_id: str = "", config: PhpLeaksConfig | None = None
+                    ) -> tuple[str, list[dict[str, Any]], dict[str, int]]:
+    """The text without leaks, one side record per leak, and the counts."""
+    leaks, unresolved = find_leaks(text, config)
+    counts: dict[str, int] = {"unresolved": unresolved, "length_mismatch": 0,
+                              "documents_with_leaks": 1 if leaks else 0}
+    records = []
+    for leak in leaks:
+        key = f"removed.{leak.format}"
+        counts[key] = counts.get(key, 0) + 1
+        if leak.length_matched is False:
+            counts["length_mismatch"] += 1
+        records.append({
+            "doc_id": doc_id, "format": leak.format, "start": leak.start, "end": leak.end,
+            "text": leak.text, "value": leak.value, "parsed": True,
+            "length_matched": leak.length_matched, "json": leak.json,
+        })
+    new_text = remove_spans(text, [(l.start, l.end) for l in leaks])
+    return new_text, records, counts
+
+
+def _php_values(records: list[dict[str, Any]]) -> tuple[Any, ...]:
+    values: list[Any] = []
+    for r in records:
+        values.append(r["value"])
+        js = r["json"]
+        if js is not None:
+            values.append(js)
+    return tuple(values)
+
+
+def make_stage_function(config: PhpLeaksConfig | None = None) -> Callable[[Document], StageResult]:
+    """The per-document function of the stage."""
+    config = config or PhpLeaksConfig()
+
+    def strip_leaks(doc: Document) -> StageResult:
+        new_text, records, counts = strip_php_leaks(doc.text, doc.id, config)
+        if not records:
+            return StageResult(document=doc.record_stage(STAGE, 0), counts=counts)
+        new_doc = doc.replace_text(STAGE, new_text, len(records),
+                                   php_values=doc.php_values + _php_values(records))
+        return StageResult(document=new_doc,
+                           side_records=tuple((PHP_LEAKS, r) for r in records),
+                           counts=counts)
+
+    return strip_leaks
+
+
+class StripPhpLeaks(beam.PTransform):
+    """Removes leaked PHP debug output; side output ``PHP_LEAKS`` holds the records.
+
+    The result has ``DOCUMENTS``, ``DEAD_LETTER`` and ``PHP_LEAKS``.
+    """
+
+    def __init__(self, config: PhpLeaksConfig | None = None):
+        super().__init__()
+        self._config = config or PhpLeaksConfig()
+
+    def expand(self, pcoll):
+        return apply_stage(pcoll, STAGE, functools.partial(make_stage_function, self._config),
+                           side_tags=(PHP_LEAKS,))
