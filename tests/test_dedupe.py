@@ -419,3 +419,38 @@ def test_composite_with_two_worker_processes():
     from apache_beam.options.pipeline_options import PipelineOptions
 
     _run_composite(PipelineOptions(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]))
+
+
+def test_counters():
+    from apache_beam.metrics.metric import MetricsFilter
+
+    pipeline = TestPipeline()
+    outputs = pipeline | beam.Create(CORPUS, reshuffle=False) | DeduplicateArticles()
+    assert_that(outputs[DOCUMENTS] | "Ids" >> beam.Map(operator.attrgetter("id")),
+                equal_to([k for k, _ in EXPECTED_KEPT]))
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query(MetricsFilter().with_namespace("newswash"))["counters"]}
+    assert counters["dedupe.documents_in"] == len(CORPUS) == 16
+    assert counters["dedupe.canonical"] == 7
+    assert counters["dedupe.no_text"] == 2
+    assert counters["dedupe.duplicates.exact_body"] == 6
+    assert counters["dedupe.duplicates.same_body_edited_headline"] == 1
+    assert counters["dedupe.duplicates.same_headline_near_body"] == 1
+    assert counters["dedupe.duplicates.near_duplicate_body"] == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "a"]), st.text(max_size=60),
+                          st.sampled_from([None, "T", "t!"]), st.sampled_from([None, "2017-01-01", "junk"])),
+                max_size=8))
+def test_any_input_is_fully_accounted(rows):
+    docs = [doc(i, body, title=title, published=published, source="s") for i, body, title, published in rows]
+    kept, duplicates = deduplicate(docs)
+    # Every input record comes out exactly once: kept or as a duplicate record.
+    assert len(kept) + len(duplicates) == len(docs)
+    assert sum(d.duplicates for d in kept) == len(duplicates)
+    kept_keys = {(d.id, d.source) for d in kept}
+    assert all((r["duplicate_of"], r["duplicate_of_source"]) in kept_keys for r in duplicates)

@@ -348,3 +348,23 @@ def test_header_limit():
     assert ok.body == BODY
     too_long = split_header(f"{SEED_TITLE}\n{SEED_TITLE}\n{SEED_TITLE}\nJuly 16, 2017\n{BODY}", config=config)
     assert too_long.lines_removed == 0 and too_long.counts["header_too_long_unchanged"] == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300), st.one_of(st.none(), st.text(max_size=40)))
+def test_never_crashes_and_only_cuts_a_prefix(text, title):
+    header = split_header(text, title=title)
+    assert text.endswith(header.body)
+    assert header.lines_removed == 0 or header.body.strip()
+
+
+def test_naughty_strings_never_crash():
+    import json
+
+    path = pathlib.Path(__file__).parent / "hostile" / "blns.json"
+    strings = json.loads(path.read_text("utf-8"))
+    function = make_stage_function()
+    for value in strings:
+        for text in (value, f"{value}\n{value}\n\nbody", f"{value}\nJuly 16, 2017\n\nbody"):
+            result = function(Document(id="x", text=text, title=value or None))
+            assert result.document is not None
