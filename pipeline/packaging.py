@@ -402,13 +402,13 @@ def _install(packages: Iterable[Path], cache_dir: Path) -> Path | None:
 
 def boot_main(argv: Sequence[str] | None = None) -> int:
     """Provision, fetch and install the staged packages, then exec the SDK harness."""
+    logging.basicConfig(level=logging.INFO, format="newswash-boot %(levelname)s: %(message)s",
+                        stream=sys.stderr, force=True)
     import grpc  # pylint: disable=import-outside-toplevel
     from google.protobuf import json_format, text_format  # pylint: disable=import-outside-toplevel
     from apache_beam.portability.api import (  # pylint: disable=import-outside-toplevel
         beam_provision_api_pb2, beam_provision_api_pb2_grpc)
 
-    logging.basicConfig(level=logging.INFO, format="newswash-boot %(levelname)s: %(message)s",
-                        stream=sys.stderr)
     args = _boot_parser().parse_args(argv)
     metadata = [("worker_id", args.id)]
     with grpc.insecure_channel(args.provision_endpoint) as channel:
