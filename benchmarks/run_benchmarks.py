@@ -1,7 +1,7 @@
 """Measure newswash against the I/O floor and the pipeline a user would otherwise write.
 
     .venv/bin/python benchmarks/run_benchmarks.py --docs 1000 --docs 10000
-    .venv/bin/python benchmarks/run_benchmarks.py --docs 10000 --profile   # + cProfile of each stage
+    .venv/bin/python benchmarks/run_benchmarks.py --docs 10000 --profile --profile-docs 2000
 
 For every ``--docs N`` the same generated corpus (``generate_corpus.py``, seed
 ``--seed``) is processed by, in this order:
@@ -9,6 +9,8 @@ For every ``--docs N`` the same generated corpus (``generate_corpus.py``, seed
   io-floor          plain Python: read the JSONL, orjson.loads + orjson.dumps each line, write it
   reference         Beam ReadFromText -> Map(orjson.loads, ftfy.fix_text(text), orjson.dumps)
                     -> WriteToText; DirectRunner, --direct_num_workers=1
+  newswash-none     the same CLI with every stage skipped (``--skip`` x5): reading, writing and
+                    the accounting only, i.e. newswash's framework cost
   newswash-1w       ``python -m pipeline run --input C --output O --overwrite --direct_num_workers=1``
                     (in_memory mode), every stage that imports
   newswash-2w       the same with ``--direct_num_workers=2 --direct_running_mode=multi_processing``
@@ -43,6 +45,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -58,7 +61,7 @@ if str(PROJECT) not in sys.path:
 
 PER_DOCUMENT_STAGES = ("php-leaks", "headlines", "typography", "related-links")
 ALL_STAGES = PER_DOCUMENT_STAGES + ("dedupe",)
-MEASUREMENTS = ("io-floor", "reference", "newswash-1w", "newswash-2w", "stages")
+MEASUREMENTS = ("io-floor", "reference", "newswash-none", "newswash-1w", "newswash-2w", "stages")
 SAMPLE_SECONDS = 0.05
 
 # Targets of issue 8.
@@ -144,7 +147,6 @@ class Measurement:
     cpu_seconds: float | None = None
     ok: bool = True
     note: str = ""
-    profile: list[dict[str, Any]] | None = None
     skipped: bool = False
 
     @property
@@ -163,7 +165,18 @@ def run_measured(command: Sequence[str], log_path: Path, cwd: Path = PROJECT) ->
         process = subprocess.Popen(list(command), cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
         sampler = TreeMemorySampler(process.pid)
         sampler.start()
-        _, status, usage = os.wait4(process.pid, 0)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except KeyboardInterrupt:
+            # Interrupted (Ctrl-C or kill -INT of the runner): end the child's whole tree.
+            for pid in reversed(_descendants(process.pid, _parent_map())):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except OSError:
+                    pass
+            process.wait()
+            sampler.stop()
+            raise
         seconds = time.monotonic() - started
         sampler.stop()
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -276,26 +289,74 @@ def stages(input_path: str, profile_dir: str | None = None, top: int = 15) -> in
             record["profile"] = _profile_summary(profiler, Path(profile_dir) / f"{stage}.prof", top)
         print(json.dumps(record), flush=True)
         documents = outputs
+    if profile_dir:  # minutes at 10k docs with a pure-Python MinHash: profile pass only
+        _dedupe_in_memory(documents, config, profile_dir, top)
     return 0
+
+
+def _dedupe_in_memory(documents: list[Any], config: Any, profile_dir: str | None, top: int) -> None:
+    """Dedupe has no per-document function; time its in-memory reference ``deduplicate``."""
+    try:
+        from pipeline.wiring import dedupe_config  # pylint: disable=import-outside-toplevel
+        from transforms.dedupe import deduplicate  # pylint: disable=import-outside-toplevel
+
+        dedupe = dedupe_config(config)
+    except Exception as error:  # pylint: disable=broad-except
+        print(json.dumps({"stage": "dedupe", "skipped": f"{type(error).__name__}: {error}"}), flush=True)
+        return
+    documents = [document.without_transients() for document in documents]
+    profiler = None
+    if profile_dir:
+        import cProfile  # pylint: disable=import-outside-toplevel
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    began = time.perf_counter()
+    errors, first_error, kept, duplicates = 0, "", [], []
+    try:
+        kept, duplicates = deduplicate(documents, dedupe)
+    except Exception as error:  # pylint: disable=broad-except
+        errors, first_error = 1, f"{type(error).__name__}: {error}"[:300]
+    seconds = time.perf_counter() - began
+    record = {"stage": "dedupe", "docs": len(documents), "seconds": seconds, "errors": errors,
+              "dropped": len(duplicates), "side_records": len(duplicates), "kept": len(kept)}
+    if first_error:
+        record["first_error"] = first_error
+    if profiler:
+        profiler.disable()
+        record["profile"] = _profile_summary(profiler, Path(profile_dir) / "dedupe.prof", top)
+    print(json.dumps(record), flush=True)
 
 
 def _profile_summary(profiler: Any, path: Path, top: int) -> list[dict[str, Any]]:
     """The ``top`` functions by own time, with % of the stage's total time."""
-    import pstats  # pylint: disable=import-outside-toplevel
-
     path.parent.mkdir(parents=True, exist_ok=True)
     profiler.dump_stats(str(path))
+    return _stats_rows(path, top)
+
+
+def _stats_rows(path: Path, top: int, key: str = "tottime_pct",
+                project_only: bool = False) -> list[dict[str, Any]]:
+    """Top functions of a pstats file, by own (``tottime_pct``) or cumulative time."""
+    import pstats  # pylint: disable=import-outside-toplevel
+
     stats = pstats.Stats(str(path))
-    total = stats.total_tt or 1e-9
+    # cProfile can lose the own time of generator frames (so total_tt falls short);
+    # the largest cumulative time (the top-level call) is the better 100%.
+    total = max([stats.total_tt, *(entry[3] for entry in stats.stats.values())]) or 1e-9
     rows = []
     for (filename, line, function), (_, calls, tottime, cumtime, _) in stats.stats.items():
+        if project_only and (not filename.startswith((str(PROJECT / "transforms"), str(PROJECT / "pipeline")))
+                             or (filename.endswith(("pipeline/cli.py", "pipeline/__main__.py"))
+                                 and function in ("main", "run", "<module>"))):
+            continue  # other code, or the CLI's entry points (always ~100%)
         rows.append({
             "function": f"{_short_path(filename)}:{line}({function})",
             "calls": calls,
             "tottime_pct": round(100 * tottime / total, 1),
             "cumtime_pct": round(100 * cumtime / total, 1),
         })
-    rows.sort(key=lambda row: row["tottime_pct"], reverse=True)
+    rows.sort(key=lambda row: row[key], reverse=True)
     return rows[:top]
 
 
@@ -360,13 +421,13 @@ def _newswash_check(output: Path, docs: int) -> tuple[bool, str]:
     return balanced, note
 
 
-def measure_size(docs: int, args: argparse.Namespace, present: list[str],
-                 missing: dict[str, str]) -> list[Measurement]:
+def measure_size(docs: int, args: argparse.Namespace, missing: dict[str, str],
+                 results: list[Measurement]) -> None:
+    """Appends each measurement to ``results`` as soon as it is done."""
     workdir = Path(args.workdir).resolve()
     corpus, size = ensure_corpus(workdir, docs, args.seed)
     python = sys.executable
     me = str(Path(__file__).resolve())
-    results: list[Measurement] = []
     runs = set(args.only or MEASUREMENTS)
     skips = [f"--skip={stage}" for stage in missing]
 
@@ -397,14 +458,18 @@ def measure_size(docs: int, args: argparse.Namespace, present: list[str],
                                    status == 0 and lines == docs, f"{lines} records written"))
 
     newswash = [python, "-m", "pipeline", "run", "--input", str(corpus)]
+    everything = [f"--skip={stage}" for stage in ALL_STAGES]
     for name, label, extra in (
+            ("newswash-none", "newswash 1 worker, no stages (framework only)",
+             ["--direct_num_workers=1", *everything]),
             ("newswash-1w", "newswash 1 worker", ["--direct_num_workers=1"]),
             ("newswash-2w", "newswash 2 workers (multi_processing)",
              ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])):
         if name not in runs:
             continue
         out = workdir / f"{name}-{docs}"
-        command = [*newswash, "--output", str(out), "--overwrite", *skips, *extra]
+        command = [*newswash, "--output", str(out), "--overwrite",
+                   *(skips if name != "newswash-none" else []), *extra]
         seconds, peak, cpu, status = child(name, command, out)
         ok, note = _newswash_check(out, docs) if status == 0 else (False, f"exit {status}")
         results.append(Measurement(label, docs, size, seconds, peak, cpu, ok, note))
@@ -412,8 +477,6 @@ def measure_size(docs: int, args: argparse.Namespace, present: list[str],
     if "stages" in runs:
         log = workdir / f"stages-{docs}.log"
         command = [python, me, "stages", str(corpus)]
-        if args.profile:
-            command += ["--profile-dir", str(workdir / f"profile-{docs}")]
         seconds, peak, cpu, status = child("stages", command, None)
         for line in log.read_text().splitlines():
             if not line.startswith("{"):
@@ -421,7 +484,7 @@ def measure_size(docs: int, args: argparse.Namespace, present: list[str],
             record = json.loads(line)
             stage = record["stage"]
             if "skipped" in record:
-                results.append(Measurement(f"stage {stage} (pure function)", docs, size, float("nan"),
+                results.append(Measurement(f"stage {stage}", docs, size, float("nan"),
                                            None, None, True, "not run: " + record["skipped"], skipped=True))
                 continue
             if stage == "parse":
@@ -429,12 +492,17 @@ def measure_size(docs: int, args: argparse.Namespace, present: list[str],
                                            record["seconds"], None, None, True,
                                            f"process peak {peak:.0f} MiB for all stages"))
                 continue
-            note = f"errors {record['errors']}, dropped {record['dropped']}, side records {record['side_records']}"
+            if stage == "dedupe":
+                note = f"in-memory `transforms.dedupe.deduplicate`: kept {record['kept']}, duplicates {record['dropped']}"
+            else:
+                note = (f"errors {record['errors']}, dropped {record['dropped']}, "
+                        f"side records {record['side_records']}")
             if record.get("first_error"):
                 note += f"; first error: {record['first_error'][:120]}"
-            results.append(Measurement(f"stage {stage} (pure function)", docs, size, record["seconds"],
-                                       None, None, record["errors"] == 0, note, record.get("profile")))
-    return results
+            label = "stage dedupe (in memory, not per document)" if stage == "dedupe" else \
+                f"stage {stage} (pure function)"
+            results.append(Measurement(label, docs, size, record["seconds"],
+                                       None, None, record["errors"] == 0, note))
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
@@ -456,7 +524,7 @@ def results_table(results: Sequence[Measurement]) -> str:
 
 def _find(results: Sequence[Measurement], name: str, docs: int) -> Measurement | None:
     for m in results:
-        if m.name.startswith(name) and m.docs == docs and not math.isnan(m.seconds):
+        if m.name.split(" (")[0] == name and m.docs == docs and not math.isnan(m.seconds):
             return m
     return None
 
@@ -472,6 +540,10 @@ def ratios(results: Sequence[Measurement], sizes: Sequence[int]) -> list[str]:
             ratio = one.docs_per_second / ref.docs_per_second
             lines.append(f"- {docs:,} docs: newswash 1 worker / reference = {ratio:.2f}x docs/s "
                          f"(target >= {TARGET_VS_REFERENCE:g}x: {'met' if ratio >= TARGET_VS_REFERENCE else 'MISSED'})")
+        bare = _find(results, "newswash 1 worker, no stages", docs)
+        if one and bare:
+            lines.append(f"- {docs:,} docs: the framework alone (no stages) takes {bare.seconds:.1f} s, "
+                         f"{100 * bare.seconds / one.seconds:.0f}% of the full 1-worker wall time")
         if one and two:
             ratio = two.docs_per_second / one.docs_per_second
             lines.append(f"- {docs:,} docs: newswash 2 workers / 1 worker = {ratio:.2f}x docs/s "
@@ -484,7 +556,8 @@ def ratios(results: Sequence[Measurement], sizes: Sequence[int]) -> list[str]:
     ordered = sorted(sizes)
     for small, large in zip(ordered, ordered[1:]):
         factor = large / small
-        for name in ("io-floor", "reference", "newswash 1 worker", "newswash 2 workers"):
+        for name in ("io-floor", "reference", "newswash 1 worker, no stages", "newswash 1 worker",
+                     "newswash 2 workers"):
             a, b = _find(results, name, small), _find(results, name, large)
             if not (a and b):
                 continue
@@ -501,18 +574,61 @@ def ratios(results: Sequence[Measurement], sizes: Sequence[int]) -> list[str]:
     return lines
 
 
-def profile_lines(results: Sequence[Measurement]) -> list[str]:
-    lines = []
-    for m in results:
-        profile = m.profile
-        if not profile:
+def profile_pass(args: argparse.Namespace, missing: dict[str, str]) -> list[str]:
+    """cProfile, untimed: each pure stage function, and the whole 1-worker newswash run.
+
+    Profiling slows Python code down 1.5-3x, so none of this feeds the table.
+    """
+    workdir = Path(args.workdir).resolve()
+    docs = args.profile_docs or min(args.docs or [10000])
+    corpus, _ = ensure_corpus(workdir, docs, args.seed)
+    profile_dir = workdir / f"profile-{docs}"
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    python, me = sys.executable, str(Path(__file__).resolve())
+    lines = [f"Profiled on {docs:,} documents (cProfile; % of the profiled total; untimed pass). "
+             f"Profiles: `{profile_dir}`."]
+
+    log = profile_dir / "stages.log"
+    print(f"  profile stages on {docs:,} docs", flush=True)
+    with open(log, "wb") as handle:
+        subprocess.run([python, me, "stages", str(corpus), "--profile-dir", str(profile_dir)],
+                       cwd=PROJECT, stdout=handle, stderr=subprocess.STDOUT, check=False)
+    for line in log.read_text().splitlines():
+        if not line.startswith("{"):
             continue
-        lines.append(f"- {m.name}, {m.docs:,} docs, {m.seconds:.1f} s "
-                     f"({m.docs_per_second:,.0f} docs/s); top functions by own time (% of the stage):")
-        for row in profile[:10]:
-            lines.append(f"  - {row['tottime_pct']:.1f}% own, {row['cumtime_pct']:.1f}% cumulative, "
-                         f"{row['calls']:,} calls: `{row['function']}`")
+        record = json.loads(line)
+        if "profile" not in record:
+            continue
+        what = ("in-memory `transforms.dedupe.deduplicate`" if record["stage"] == "dedupe"
+                else f"pure stage function `{record['stage']}`")
+        lines.append(f"- {what} ({record['seconds']:.2f} s under the "
+                     f"profiler, {record['docs'] / record['seconds']:,.0f} docs/s), top own time:")
+        lines += _profile_rows(record["profile"], 8)
+
+    out = workdir / f"profile-run-{docs}"
+    stats_path = profile_dir / "newswash-1w.prof"
+    command = [python, "-m", "cProfile", "-o", str(stats_path), "-m", "pipeline", "run",
+               "--input", str(corpus), "--output", str(out), "--overwrite",
+               *[f"--skip={stage}" for stage in missing], "--direct_num_workers=1"]
+    print(f"  profile: {shlex.join(command)}", flush=True)
+    with open(profile_dir / "newswash-1w.log", "wb") as handle:
+        status = subprocess.run(command, cwd=PROJECT, stdout=handle, stderr=subprocess.STDOUT,
+                                check=False).returncode
+    if status == 0 and stats_path.exists():
+        rows = _stats_rows(stats_path, 12)
+        lines.append(f"- whole `newswash run`, 1 worker, in_memory (everything runs in the profiled "
+                     f"process), top own time:")
+        lines += _profile_rows(rows, 12)
+        lines.append("- the same run, newswash's own functions (pipeline/, transforms/) by cumulative time:")
+        lines += _profile_rows(_stats_rows(stats_path, 12, "cumtime_pct", project_only=True), 12)
+    else:
+        lines.append(f"- whole `newswash run` profile failed (exit {status}), see {profile_dir}/newswash-1w.log")
     return lines
+
+
+def _profile_rows(rows: Sequence[dict[str, Any]], top: int) -> list[str]:
+    return [f"  - {row['tottime_pct']:.1f}% own, {row['cumtime_pct']:.1f}% cumulative, "
+            f"{row['calls']:,} calls: `{row['function']}`" for row in rows[:top]]
 
 
 def machine_description() -> list[str]:
@@ -544,10 +660,20 @@ def machine_description() -> list[str]:
     ]
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def orchestrate(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    # SIGTERM (and SIGINT, even when a non-interactive shell started us in the
+    # background with SIGINT ignored) end the run early but still write the
+    # measurements that finished.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    sizes = list(dict.fromkeys(args.docs or [10000]))
+    # Largest first: if the run has to be interrupted, the most telling size is done.
+    sizes = sorted(dict.fromkeys(args.docs or [10000]), reverse=True)
     present, missing = available_stages()
     started_at = datetime.datetime.now(datetime.timezone.utc)
     header = machine_description()
@@ -555,13 +681,21 @@ def orchestrate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if missing:
         print("stages not importable, skipped in newswash runs: " + "; ".join(missing.values()), flush=True)
     results: list[Measurement] = []
-    for docs in sizes:
-        print(f"== {docs:,} documents", flush=True)
-        results.extend(measure_size(docs, args, present, missing))
+    interrupted = ""
+    try:
+        for docs in sizes if not args.profile_only else []:
+            print(f"== {docs:,} documents", flush=True)
+            measure_size(docs, args, missing, results)
+    except KeyboardInterrupt:
+        interrupted = (f"INTERRUPTED after {len(results)} measurements; the table holds only the "
+                       "measurements that finished")
+        print(interrupted, flush=True)
+    prof: list[str] = []
+    if (args.profile or args.profile_only) and not interrupted:
+        prof = profile_pass(args, missing)
     finished_at = datetime.datetime.now(datetime.timezone.utc)
     table = results_table(results)
     ratio_lines = ratios(results, sizes)
-    prof = profile_lines(results)
     command = "python benchmarks/run_benchmarks.py " + shlex.join(list(argv))
     section = [
         f"## {started_at:%Y-%m-%d %H:%M} UTC",
@@ -572,15 +706,13 @@ def orchestrate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         f"- corpus: `generate_corpus.py N --seed {args.seed}`",
         f"- newswash stages run: {', '.join(present) or 'none'}"
         + (f"; skipped (not importable): {', '.join(missing)}" if missing else ""),
-        "",
-        table,
-        "",
-        "Ratios:",
-        "",
-        *(ratio_lines or ["- (need both measurements for a ratio)"]),
+        *([f"- **{interrupted}**"] if interrupted else []),
     ]
+    if results:
+        section += ["", table, "", "Ratios:", "",
+                    *(ratio_lines or ["- (need both measurements for a ratio)"])]
     if prof:
-        section += ["", "cProfile of the pure stage functions (`--profile`):", "", *prof]
+        section += ["", "Profile (`--profile`):", "", *prof]
     if args.note:
         section += ["", f"Note: {args.note}"]
     text = "\n".join(section) + "\n"
@@ -594,7 +726,7 @@ def orchestrate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         with open(results_path, "a") as handle:
             handle.write("\n" + text)
         print(f"appended to {results_path}")
-    return 0 if all(m.ok for m in results) else 1
+    return 0 if all(m.ok for m in results) and not interrupted else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -621,7 +753,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=MEASUREMENTS,
                         help="run only these measurements; repeatable (default all)")
     parser.add_argument("--profile", action="store_true",
-                        help="also cProfile each pure stage function and report its hot spots")
+                        help="afterwards, cProfile each pure stage function and a whole 1-worker "
+                             "newswash run (untimed) and report the hot spots")
+    parser.add_argument("--profile-only", action="store_true",
+                        help="skip the measurements, run only the --profile pass")
+    parser.add_argument("--profile-docs", type=int, default=None, metavar="N",
+                        help="corpus size for --profile (default: the smallest --docs)")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"),
                         help="markdown file to append a dated section to")
     parser.add_argument("--no-results", action="store_true", help="print only, do not append")
