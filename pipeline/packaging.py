@@ -191,38 +191,51 @@ def _metadata_from_pyproject(pyproject: Path) -> tuple[str, str, list[str], list
     return name, version, lines, entry_points
 
 
+def _package_directory(package: str) -> Path:
+    """The directory the running process imports ``package`` from."""
+    import importlib  # pylint: disable=import-outside-toplevel
+
+    module = importlib.import_module(package)
+    if not getattr(module, "__file__", None):
+        raise RuntimeError(f"cannot ship {package}: it is not a regular package ({module!r})")
+    return Path(module.__file__).resolve().parent
+
+
 def _project_files() -> tuple[str, str, list[str], list[str], list[tuple[str, bytes]]]:
-    """name, version, METADATA lines, entry points, and (archive path, bytes) of every package file."""
+    """name, version, METADATA lines, entry points, and (archive path, bytes) of every package file.
+
+    The files are exactly those of the packages this process imports (a
+    checkout, an editable install or site-packages), so the workers run the
+    code the job was built with. The metadata comes from ``pyproject.toml``
+    when it sits next to the packages, else from the installed distribution.
+    """
     root = _source_checkout()
-    files: list[tuple[str, bytes]] = []
+    metadata_source = None
     if root is not None:
         try:
-            name, version, metadata, entry_points = _metadata_from_pyproject(root / "pyproject.toml")
+            metadata_source = _metadata_from_pyproject(root / "pyproject.toml")
         except ImportError:  # no tomllib (Python 3.10): the installed metadata has the same fields
-            name, version, metadata, entry_points = _metadata_from_distribution()
-        for package in PACKAGES:
-            for path in sorted((root / package).rglob("*")):
-                relative = path.relative_to(root)
-                if path.is_file() and _wanted(relative):
-                    files.append((relative.as_posix(), path.read_bytes()))
-        return name, version, metadata, entry_points, files
-    import importlib.metadata  # pylint: disable=import-outside-toplevel
-
-    name, version, metadata, entry_points = _metadata_from_distribution()
-    distribution = importlib.metadata.distribution(PROJECT)
-    for entry in distribution.files or ():
-        relative = Path(str(entry))
-        if relative.parts and relative.parts[0] in PACKAGES and _wanted(relative):
-            files.append((relative.as_posix(), Path(distribution.locate_file(entry)).read_bytes()))
-    if not files:
-        raise RuntimeError(f"cannot find the files of the installed {PROJECT} distribution to ship")
-    return name, version, metadata, entry_points, sorted(files)
+            pass
+    name, version, metadata, entry_points = metadata_source or _metadata_from_distribution()
+    files: list[tuple[str, bytes]] = []
+    for package in PACKAGES:
+        directory = _package_directory(package)
+        for path in sorted(directory.rglob("*")):
+            relative = Path(package) / path.relative_to(directory)
+            if path.is_file() and _wanted(relative):
+                files.append((relative.as_posix(), path.read_bytes()))
+    return name, version, metadata, entry_points, files
 
 
 def _metadata_from_distribution() -> tuple[str, str, list[str], list[str]]:
     import importlib.metadata  # pylint: disable=import-outside-toplevel
 
-    distribution = importlib.metadata.distribution(PROJECT)
+    try:
+        distribution = importlib.metadata.distribution(PROJECT)
+    except importlib.metadata.PackageNotFoundError as error:
+        raise RuntimeError(f"cannot ship {PROJECT}: no pyproject.toml next to the packages and no "
+                           f"installed {PROJECT} distribution; pass --setup_file or "
+                           "--extra_package, or --newswash_ship never") from error
     meta = distribution.metadata
     lines = ["Metadata-Version: 2.1", f"Name: {meta['Name']}", f"Version: {meta['Version']}"]
     for field in ("Summary", "Requires-Python"):

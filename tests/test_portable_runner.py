@@ -416,3 +416,21 @@ def test_an_unrelated_extra_package_still_gets_newswash(tmp_path, monkeypatch):
     options = pipeline_options(["--runner=FlinkRunner", "--extra_package=/dist/other-1.0.whl"])
     packages = options.view_as(SetupOptions).extra_packages
     assert packages[0] == "/dist/other-1.0.whl" and os.path.basename(packages[1]).startswith("newswash-")
+
+
+def test_wheel_metadata_from_the_installed_distribution(tmp_path, monkeypatch):
+    """Without a pyproject.toml next to the packages (a site-packages install), the
+    metadata comes from importlib.metadata and the files from the imported packages."""
+    import zipfile  # pylint: disable=import-outside-toplevel
+
+    from_checkout = packaging.build_wheel(tmp_path / "checkout")
+    monkeypatch.setattr(packaging, "_source_checkout", lambda: None)
+    from_distribution = packaging.build_wheel(tmp_path / "installed")
+    with zipfile.ZipFile(from_checkout) as a, zipfile.ZipFile(from_distribution) as b:
+        assert sorted(a.namelist()) == sorted(b.namelist())
+        modules = [n for n in a.namelist() if not n.startswith("newswash-")]
+        assert all(a.read(n) == b.read(n) for n in modules)
+        metadata = b.read(next(n for n in b.namelist() if n.endswith("/METADATA"))).decode()
+        entry_points = b.read(next(n for n in b.namelist() if n.endswith("/entry_points.txt"))).decode()
+    assert "Name: newswash" in metadata and "Requires-Dist: orjson" in metadata
+    assert "newswash = pipeline.cli:main" in entry_points
