@@ -73,7 +73,7 @@ class _LazyPositions:
                 self._scanned = len(self._data) + 1
                 break
             self._pos.append(m.start())
-            self._scanned = m.start() + 1
+            self._scanned = max(m.end(), m.start() + 1)
         i = bisect.bisect_left(self._pos, lo)
         out = []
         while i < len(self._pos) and self._pos[i] < hi and len(out) < limit:
@@ -137,6 +137,8 @@ _XH_KEY = re.compile(rb"""
     (?P<int>-?\d{1,20})\ =>\ ?
   | '(?P<str>[^\n]{0,4096}?)'\ =>\ ?
   """, re.X)
+_XH_INT_KEY = re.compile(rb"(?P<int>-?\d{1,20}) => ?")
+_XH_KEY_END = re.compile(rb"' => ?")
 _XH_PROP = re.compile(
     rb"(?:public|protected|private)(?: readonly)?(?: [^\s']{1,300})? '(?P<name>[^'\n]{1,300})' => ?")
 _XH_LEN_END = re.compile(rb"'(?:\.\.\.)? \(length=\d{1,12}\)")
@@ -171,6 +173,7 @@ LEVELS = (b"Recoverable fatal error", b"Catchable fatal error", b"Fatal error", 
 _LEVEL_RE = re.compile(
     rb"(?<![\w*])(?:\( ! \) )?(?:\[[^\]\n]{1,40}\] )?(?:PHP )?(?:\*\*)?(?P<level>"
     + b"|".join(LEVELS) + rb")(?:\*\*)? ?:(?P<sp> {1,2})")
+_THROWN = re.compile(rb"(?<=\s)thrown in ")
 _FILE_RE = re.compile(
     rb"(?:\*\*)?(?P<file>(?:[A-Za-z]:[\\/]|/|\.\.\./|phar://)[^\s*]{0,1000}(?: : (?:eval\(\)'d|runtime-created function|regexp) code)?|Unknown|[^\s*]{0,1000}\.(?:php|inc|phtml)\d?)(?:\*\*)?\Z")
 _LINE_TAIL = re.compile(rb"(?:\*\*)?(?P<line>\d{1,9})(?:\*\*)?")
@@ -228,6 +231,9 @@ class Scanner:
         self._dead: set[tuple[str, int]] = set()
         self._vd_ends = _LazyPositions(_VD_STR_END, data)
         self._xh_ends = _LazyPositions(_XH_LEN_END, data)
+        self._heads = _LazyPositions(_LEVEL_RE, data)
+        self._thrown = _LazyPositions(_THROWN, data)
+        self._pr_ends: dict[int, _LazyPositions] = {}
         self._matched = True
         self._json: list[Any] = []
         self._flags: set[str] = set()
@@ -577,12 +583,16 @@ class Scanner:
                             stack.pop()
                             value = _container(top[1], None)
                             continue
-                        k = _XH_KEY.match(b, q)
-                        if k is None or q == p:
+                        if q == p:
                             raise _Fail()
-                        top[4] = int(k.group("int")) if k.group("int") is not None else \
-                            k.group("str").decode("utf-8", "surrogatepass")
-                        p = k.end()
+                        k = _XH_INT_KEY.match(b, q)
+                        if k is not None:
+                            top[4] = int(k.group("int"))
+                            p = k.end()
+                        elif b[q:q + 1] == b"'":
+                            top[4], p = self._xh_string_key(q + 1)
+                        else:
+                            raise _Fail()
                         break
                     q = self._skip_ws(p)
                     k = _XH_PROP.match(b, q) if q > p else None
@@ -600,23 +610,33 @@ class Scanner:
     def _xh_string(self, q: int) -> tuple[int, bytes, bool]:
         """``string '…' (length=N)``: returns (closing quote, raw, matched)."""
         b = self.b
-        cands = self._xh_ends.between(q, min(self.n, q + self.max_window) + 1, 1)
-        self._step()
+        cands = self._xh_ends.between(q, min(self.n, q + self.max_window) + 1, 16)
+        self._step(1 + len(cands))
         if not cands:
             raise _Fail()
+        # The payload may itself contain "' (length=": the marker whose count
+        # ends exactly at it wins.
+        for c in cands:
+            m = _XH_LEN_END.match(b, c)
+            count = int(str_digits(b, m.end() - 1))
+            raw = b[q:c]
+            if len(raw) == count or (b.startswith(b"'...", c) and len(raw) <= count):
+                return c, raw, True
         c = cands[0]
         m = _XH_LEN_END.match(b, c)
         count = int(str_digits(b, m.end() - 1))
-        # The payload may itself contain "' (length=": the counted end wins when
-        # its own marker carries the same count.
-        e = q + count
-        me = _XH_LEN_END.match(b, e) if e > c else None
-        if me is not None and int(str_digits(b, me.end() - 1)) == count:
-            return e, b[q:e], True
         raw = b[q:c]
-        if len(raw) == count or self._alt_count_ok(raw, count):
-            return c, raw, True
-        return c, raw, False
+        return c, raw, self._alt_count_ok(raw, count)
+
+    def _xh_string_key(self, q: int) -> tuple[str, int]:
+        """A quoted Xdebug HTML key: the shortest one followed by a value."""
+        b = self.b
+        for m in _XH_KEY_END.finditer(b, q, min(self.n, q + 4096 + 8)):
+            self._step()
+            v = self._skip_ws(m.end())
+            if _XH_ITEM.match(b, v) is not None:
+                return b[q:m.start()].decode("utf-8", "surrogatepass"), m.end()
+        raise _Fail()
 
     # ----------------------------------------------------------------- print_r
     def parse_print_r(self, pos: int) -> Parsed | None:
@@ -690,20 +710,17 @@ class Scanner:
         b = self.b
         if frame[5]:
             indent = frame[4]
-            key_pre = b"\n" + b" " * (indent + 4) + b"["
-            close_pre = b"\n" + b" " * indent + b")"
-            q = p
-            limit = min(self.n, p + self.max_window)
-            while True:
-                self._step()
-                nl = b.find(b"\n", q, limit)
-                if nl < 0:
+            ends = self._pr_ends.get(indent)
+            if ends is None:
+                if len(self._pr_ends) > 64:
                     raise _Fail()
-                e = nl - 1 if nl > p and b[nl - 1:nl] == b"\r" else nl
-                if b.startswith(close_pre, nl) or (
-                        b.startswith(key_pre, nl) and _PR_KEY.match(b, nl + len(key_pre) - 1)):
-                    return self._string_value(b[p:e]), e
-                q = nl + 1
+                pat = re.compile(b"\\r?\\n(?: {%d}\\)| {%d}\\[[^\\]\\n]{0,1000}\\] =>)" % (indent, indent + 4))
+                ends = self._pr_ends[indent] = _LazyPositions(pat, b)
+            found = ends.between(p, min(self.n, p + self.max_window), 1)
+            self._step()
+            if not found:
+                raise _Fail()
+            return self._string_value(b[p:found[0]]), found[0]
         m = _PR_COLLAPSED_END.search(b, p, min(self.n, p + self.max_window))
         self._step()
         if m is None:
@@ -829,59 +846,59 @@ class Scanner:
         seg_lo = max(floor, anchor - 4200)
         nl = b.rfind(b"\n", seg_lo, anchor)
         line_lo = nl + 1 if nl >= 0 else seg_lo
-        thrown = re.compile(rb"(?:^|\s)thrown in ").search(b, max(line_lo, anchor - 2100), anchor)
-        trace: list[str] | None = None
-        if thrown is not None:
-            fm = _FILE_RE.match(b, thrown.end(), anchor)
+        th = self._thrown.between(max(line_lo, anchor - 2100), anchor, 1 << 30)
+        self._step(1 + len(th))
+        if th:
+            t_start = th[-1]
+            t_end = t_start + len(b"thrown in ")
+            fm = _FILE_RE.match(b, t_end, anchor)
             if fm is None:
                 return None
             # search back for "Fatal error: Uncaught ... Stack trace:"
-            lo = max(floor, anchor - 65536)
-            heads = [m for m in _LEVEL_RE.finditer(b, lo, thrown.start() + 1)]
+            heads = self._heads.between(max(floor, anchor - 65536), t_start, 1 << 30)[-8:]
             self._step(1 + len(heads))
-            for hm in reversed(heads):
+            for h in reversed(heads):
+                hm = _LEVEL_RE.match(b, h)
                 u = _UNCAUGHT_HEAD.match(b, hm.end())
                 if u is None:
                     continue
                 frames = []
                 q = u.end()
-                while True:
+                while q < t_start:
                     self._step()
                     f = _TRACE_FRAME.match(b, q)
                     if f is None:
                         break
                     frames.append(f.group("frame").decode("utf-8", "surrogatepass").strip())
                     q = f.end()
-                if not re.compile(rb"\s{0,10}thrown in ").match(b, q) or \
-                        self._skip_ws(q) != thrown.start() + (1 if b[thrown.start():thrown.start() + 1] in _WS else 0):
+                if self._skip_ws(q) != t_start:
                     continue
-                trace = frames
                 value = {"level": hm.group("level").decode(), "message":
                          "Uncaught " + u.group("msg").decode("utf-8", "surrogatepass"),
                          "file": fm.group("file").decode("utf-8", "surrogatepass"),
-                         "line": line, "trace": trace}
-                start = hm.start()
-                return self._error_tail(start, end, value, "php_error" if b[hm.start():hm.start() + 1] != b"(" else "xdebug_error")
+                         "line": line, "trace": frames}
+                fmt = "xdebug_error" if b[h:h + 1] == b"(" else "php_error"
+                return self._error_tail(h, end, value, fmt)
             return None
-        heads = list(_LEVEL_RE.finditer(b, line_lo, anchor))
+        heads = self._heads.between(line_lo, anchor, 1 << 30)[-8:]
         self._step(1 + len(heads))
-        for hm in reversed(heads):
-            body = b[hm.end():anchor]
-            i = body.rfind(b" in ")
+        for h in reversed(heads):
+            hm = _LEVEL_RE.match(b, h)
+            i = b.rfind(b" in ", hm.end(), anchor)
             if i < 0:
                 continue
-            fm = _FILE_RE.match(body, i + 4)
+            fm = _FILE_RE.match(b, i + 4, anchor)
             if fm is None:
                 continue
-            msg = body[:i]
+            msg = b[hm.end():i]
             if not msg.strip():
                 continue
             value = {"level": hm.group("level").decode(),
                      "message": msg.decode("utf-8", "surrogatepass").replace("**", "").strip(),
                      "file": fm.group("file").decode("utf-8", "surrogatepass"),
                      "line": line}
-            fmt = "xdebug_error" if b[hm.start():hm.start() + 1] == b"(" else "php_error"
-            return self._error_tail(hm.start(), end, value, fmt)
+            fmt = "xdebug_error" if b[h:h + 1] == b"(" else "php_error"
+            return self._error_tail(h, end, value, fmt)
         return None
 
     def _error_tail(self, start: int, end: int, value: dict, fmt: str) -> Parsed:

@@ -158,6 +158,14 @@ def _char_offsets(data: bytes, points: list[int]) -> dict[int, int]:
     return out
 
 
+def _after_arrow(data: bytes, pos: int) -> bool:
+    """True when the last non-blank bytes before ``pos`` are ``=>``."""
+    i = pos
+    while i > 0 and pos - i < 4096 and data[i - 1] in b" \t\r\n":
+        i -= 1
+    return data[max(0, i - 2):i] == b"=>"
+
+
 def _line_bounded(data: bytes, start: int, end: int) -> bool:
     """True when only spaces/tabs separate [start, end) from line ends."""
     i = start
@@ -208,6 +216,9 @@ def _find_parsed(data: bytes, config: PhpLeaksConfig) -> tuple[list[Parsed], int
             if kind == "loc":
                 leak = _parse_located(scanner, data, m, dumps[-1].end if dumps else 0)
             elif kind == "vd":
+                if _WEAK_VD.match(data, s) and _after_arrow(data, s):
+                    pos = s + 1  # a bare scalar that is an entry of an unresolved structure
+                    continue
                 leak = scanner.parse_vd(s)
                 if leak is not None and _WEAK_VD.match(data, s) and not isinstance(
                         leak.value, (list, dict)) or (leak is not None and _WEAK_VD.match(data, s)
