@@ -454,3 +454,15 @@ def test_any_input_is_fully_accounted(rows):
     assert sum(d.duplicates for d in kept) == len(duplicates)
     kept_keys = {(d.id, d.source) for d in kept}
     assert all((r["duplicate_of"], r["duplicate_of_source"]) in kept_keys for r in duplicates)
+
+
+def test_max_tokens_bounds_the_shingled_prefix():
+    words = " ".join(f"w{i}" for i in range(40))
+    a, b = doc("a", words + " tail one"), doc("b", words + " other ending here")
+    config = DedupeConfig(max_tokens=30)
+    fa, fb = fingerprint(a, config), fingerprint(b, config)
+    assert fa.body_hash != fb.body_hash  # the exact hash covers the whole text
+    assert signature_similarity(fa.signature, fb.signature) == 1.0
+    kept, duplicates = deduplicate([a, b], config)
+    # Same (missing) date: the longer body, b, is kept.
+    assert [duplicate_summary(r) for r in duplicates] == [("a", "b", "near_duplicate_body")]

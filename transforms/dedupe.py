@@ -140,6 +140,9 @@ class DedupeConfig:
       max_bucket_size: distinct bodies compared pairwise within one bucket;
         beyond it, each body is compared with the first ``max_bucket_size``
         (by body hash) only.
+      max_tokens: only the first ``max_tokens`` words are shingled for
+        MinHash (bounds the cost of huge hostile documents; the exact body
+        hash always covers the whole text).
       seed: seeds the hash family (changing it changes the signatures).
     """
 
@@ -150,13 +153,15 @@ class DedupeConfig:
     near_duplicates: bool = True
     min_tokens: int = 8
     max_bucket_size: int = 200
+    max_tokens: int = 20000
     seed: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
                 or not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold!r}")
-        for name, low in (("shingle_size", 1), ("num_perm", 2), ("min_tokens", 1), ("max_bucket_size", 2)):
+        for name, low in (("shingle_size", 1), ("num_perm", 2), ("min_tokens", 1), ("max_bucket_size", 2),
+                          ("max_tokens", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
@@ -193,7 +198,8 @@ def fingerprint(doc: Document, config: DedupeConfig) -> Fingerprint | None:
     if not normalized:
         return None
     tokens = normalized.split(" ")
-    signature = minhash(shingles(tokens, config.shingle_size), permutations(config.num_perm, config.seed))
+    signature = minhash(shingles(tokens[:config.max_tokens], config.shingle_size),
+                        permutations(config.num_perm, config.seed))
     return Fingerprint(
         uid=document_uid(doc), id=doc.id, source=doc.source,
         published_key=published_sort_key(doc.published), body_length=len(doc.text),
