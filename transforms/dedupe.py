@@ -54,8 +54,17 @@ How it scales (no full texts ever meet on one worker):
    ``GroupByKey`` by component, pick the canonical copy, classify the others.
 5. ``CoGroupByKey`` the decisions back to the documents by uid.
 
-Shuffle volume is dominated by step 2: ``bands`` x (4 x ``num_perm`` bytes
-+ ~150) per document with the defaults (25 bands, 128 permutations: ~16 KB).
+Shuffle volume is dominated by step 2: (``bands`` + 2) x (4 x ``num_perm``
+bytes + ~200) per document (~15 KB with 25 bands and 128 permutations), a few
+times a typical article, but never the text itself.
+
+Not done: no iterative (large-star/small-star) connected components, so
+the edge graph of step 3 must fit on one worker; no containment matching (a
+short wire story inside a long roundup is not a duplicate unless their
+Jaccard reaches the threshold); no URL normalisation (two copies at one URL
+with different bodies stay apart); no language-specific tokenisation (CJK
+text without spaces is compared as long "words", so near-duplicates there
+are mostly found only when exact).
 
 Defaults: word 2-grams and threshold 0.5. The only news-specific benchmark
 we found (ChenghaoMou/text-dedup on NEWS-COPY, a news-reprint set) tuned
