@@ -20,8 +20,9 @@ Two halves, one file:
    Nothing is shipped for in-process runs (DirectRunner, FnApiRunner,
    ``--environment_type LOOPBACK`` or ``EMBED``), nor when the user already
    arranged it: ``--setup_file``, an ``--extra_package`` named
-   ``newswash-*``, or ``--sdk_container_image`` (a custom image is assumed to
-   contain newswash). ``--newswash_ship never`` turns it off and
+   ``newswash-*``, or a custom worker image (``--sdk_container_image``, or
+   ``--environment_type DOCKER --environment_config IMAGE``, other than Beam's
+   own ``beam_pythonX.Y_sdk`` images) which is assumed to contain newswash. ``--newswash_ship never`` turns it off and
    ``--newswash_ship always`` forces it.
 
 2. Worker side, a boot program implementing Beam's SDK container contract
@@ -53,6 +54,7 @@ import base64
 import hashlib
 import logging
 import os
+import re
 import sys
 import tempfile
 import zipfile
@@ -107,7 +109,7 @@ def _shipping_options_class():
                 "--newswash_ship", default="auto", choices=SHIP_MODES,
                 help="ship newswash to remote workers as an --extra_package: auto (default: "
                      "for non-local runners unless --setup_file, a newswash --extra_package "
-                     "or --sdk_container_image is given), always, never")
+                     "or a custom worker image is given), always, never")
 
     return NewswashShippingOptions
 
@@ -153,9 +155,18 @@ def needs_shipping(options) -> tuple[bool, str]:
         if os.path.basename(package).lower().replace("_", "-").startswith(PROJECT + "-"):
             return False, f"--extra_package {package} already ships newswash"
     image = options.view_as(WorkerOptions).sdk_container_image
-    if image:
+    if image and not _is_stock_beam_image(image):
         return False, f"--sdk_container_image {image} is assumed to contain newswash"
+    config = options.view_as(PortableOptions).environment_config
+    if environment == "DOCKER" and config and not _is_stock_beam_image(config):
+        return False, f"the DOCKER image {config} is assumed to contain newswash"
     return True, f"{runner} with {environment or 'its default'} environment runs remote workers"
+
+
+def _is_stock_beam_image(image: str) -> bool:
+    """Beam's own Python SDK image (Docker Hub, or Dataflow's copy), which lacks newswash."""
+    repository = image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    return re.fullmatch(r"beam_python\d+(\.\d+)?_sdk", repository) is not None
 
 
 def _wanted(relative: Path) -> bool:
