@@ -139,6 +139,7 @@ _XH_KEY = re.compile(rb"""
   """, re.X)
 _XH_INT_KEY = re.compile(rb"(?P<int>-?\d{1,20}) => ?")
 _XH_KEY_END = re.compile(rb"' => ?")
+_XH_VIRTUAL = re.compile(rb"virtual '[^'\n]{1,300}' '[^'\n]{0,300}'")
 _XH_PROP = re.compile(
     rb"(?:public|protected|private)(?: readonly)?(?: [^\s']{1,300})? '(?P<name>[^'\n]{1,300})' => ?")
 _XH_LEN_END = re.compile(rb"'(?:\.\.\.)? \(length=\d{1,12}\)")
@@ -595,6 +596,10 @@ class Scanner:
                             raise _Fail()
                         break
                     q = self._skip_ws(p)
+                    vm = _XH_VIRTUAL.match(b, q) if q > p else None
+                    if vm is not None:  # a closure's "virtual 'closure' '{closure}'" line
+                        p = vm.end()
+                        q = self._skip_ws(p)
                     k = _XH_PROP.match(b, q) if q > p else None
                     if k is None:
                         stack.pop()
