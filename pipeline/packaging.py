@@ -333,6 +333,7 @@ def ship_project_to_workers(options) -> None:
 
 EXTRA_PACKAGES_FILE = "extra_packages.txt"  # as in apache_beam.runners.portability.stager
 WORKFLOW_TARBALL = "workflow.tar.gz"  # the sdist Beam builds from --setup_file
+REQUIREMENTS_FILE = "requirements.txt"  # from --requirements_file
 
 
 def _boot_parser() -> argparse.ArgumentParser:
@@ -385,6 +386,9 @@ def _packages_to_install(staged: Path, names: Sequence[str]) -> list[Path]:
         ordered += [staged / line.strip() for line in listing.read_text().splitlines() if line.strip()]
     if WORKFLOW_TARBALL in names:
         ordered.append(staged / WORKFLOW_TARBALL)
+    if REQUIREMENTS_FILE in names:
+        _LOGGER.warning("%s was staged but this boot does not install requirements (no network "
+                        "assumed); preinstall them on the worker", REQUIREMENTS_FILE)
     return ordered
 
 
@@ -441,7 +445,9 @@ def boot_main(argv: Sequence[str] | None = None) -> int:
     work = Path(args.semi_persistent_directory or tempfile.mkdtemp(prefix=f"newswash-worker-{args.id}-"))
     staged = work / "staged"
     staged.mkdir(parents=True, exist_ok=True)
-    artifact_url = info.artifact_endpoint.url or args.artifact_endpoint
+    # The endpoints given on the command line are the container contract; the
+    # provision info repeats them on some runners.
+    artifact_url = args.artifact_endpoint or info.artifact_endpoint.url
     names = _fetch_artifacts(info, artifact_url, metadata, staged)
     _LOGGER.info("worker %s: fetched %d staged artifacts: %s", args.id, len(names), ", ".join(names))
     site = _install(_packages_to_install(staged, names), Path(args.cache_dir))
@@ -453,12 +459,14 @@ def boot_main(argv: Sequence[str] | None = None) -> int:
     env["SEMI_PERSISTENT_DIRECTORY"] = str(work)
     env["PIPELINE_OPTIONS"] = json_format.MessageToJson(info.pipeline_options)
     env["RUNNER_CAPABILITIES"] = " ".join(info.runner_capabilities)
-    for variable, endpoint, fallback in (
+    for variable, endpoint, given in (
             ("CONTROL_API_SERVICE_DESCRIPTOR", info.control_endpoint, args.control_endpoint),
             ("LOGGING_API_SERVICE_DESCRIPTOR", info.logging_endpoint, args.logging_endpoint)):
-        url = endpoint.url or fallback
+        url = given or endpoint.url
         if url:
             env[variable] = text_format.MessageToString(type(endpoint)(url=url))
+    if info.status_endpoint.url:
+        env["STATUS_API_SERVICE_DESCRIPTOR"] = text_format.MessageToString(info.status_endpoint)
     command = [sys.executable, "-m", "apache_beam.runners.worker.sdk_worker_main"]
     _LOGGER.info("worker %s: starting the SDK harness (extra PYTHONPATH: %s)", args.id, site)
     sys.stderr.flush()
