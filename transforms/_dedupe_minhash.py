@@ -15,6 +15,8 @@ import struct
 import unicodedata
 from typing import Iterable, NamedTuple, Sequence
 
+import numpy as np
+
 from transforms.headlines import headline_key, strip_site_suffix
 
 __all__ = [
@@ -105,18 +107,32 @@ def permutations(num_perm: int, seed: int) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
+# The signature hash family is (a*x + b) mod p with the Mersenne prime
+# 2**31 - 1: x, a and b are below p, so a*x + b < 2**62 and numpy's uint64
+# arithmetic is exact. Vectorised, this is ~30x faster than Python integers.
+SIGNATURE_PRIME = (1 << 31) - 1
+
+
 def _shingle_hash(shingle: str) -> int:
     return int.from_bytes(
         hashlib.blake2b(shingle.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
+@functools.lru_cache(maxsize=16)
+def _permutation_arrays(perms: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
+    a = np.array([pa % (SIGNATURE_PRIME - 1) + 1 for pa, _ in perms], dtype=np.uint64)
+    b = np.array([pb % SIGNATURE_PRIME for _, pb in perms], dtype=np.uint64)
+    return a[:, None], b[:, None]
+
+
 def minhash(shingle_set: Iterable[str], perms: Sequence[tuple[int, int]]) -> tuple[int, ...]:
-    """The MinHash signature (32-bit values) of a shingle set."""
-    hashes = [_shingle_hash(s) for s in shingle_set]
-    if not hashes:
+    """The MinHash signature (values below 2**31) of a shingle set."""
+    hashes = np.fromiter((_shingle_hash(s) % SIGNATURE_PRIME for s in shingle_set), dtype=np.uint64)
+    if not hashes.size:
         return tuple(MAX_HASH for _ in perms)
-    prime, mask = MERSENNE_PRIME, MAX_HASH
-    return tuple(min(((a * h + b) % prime) & mask for h in hashes) for a, b in perms)
+    a, b = _permutation_arrays(tuple(perms))
+    values = (a * hashes[None, :] + b) % np.uint64(SIGNATURE_PRIME)
+    return tuple(int(v) for v in values.min(axis=1))
 
 
 def pack_signature(signature: Sequence[int]) -> bytes:
