@@ -120,6 +120,7 @@ _VD_KEY = re.compile(rb"""
 _VD_STR_END = re.compile(
     rb'"(?=\.\.\.|[ \t]*(?:\r?\n|\}|\[|\'|(?:public|protected|private) |\Z)| refcount\(| interned)')
 
+_SPACED_END = re.compile(rb'"(?=[ \t])')
 _XH_ITEM = re.compile(rb"""
     (?P<null>null)
   | boolean\ (?P<bool>true|false)
@@ -232,6 +233,7 @@ class Scanner:
         self._dead: set[tuple[str, int]] = set()
         self._vd_ends = _LazyPositions(_VD_STR_END, data)
         self._xh_ends = _LazyPositions(_XH_LEN_END, data)
+        self._spaced_ends = _LazyPositions(_SPACED_END, data)
         self._heads = _LazyPositions(_LEVEL_RE, data)
         self._thrown = _LazyPositions(_THROWN, data)
         self._pr_ends: dict[int, _LazyPositions] = {}
@@ -298,19 +300,30 @@ class Scanner:
                 return e, b[q:e], True
         hi = min(self.n, q + min(4 * count + 256, self.max_window))
         cands = ends.between(q, hi + 1, 64)
-        self._step(1 + len(cands))
-        if not cands:
+        # At top level a string may be followed by prose on the same line:
+        # quotes followed by a space are weaker candidates, used only when
+        # their length is close to the count.
+        spaced = [] if nested else self._spaced_ends.between(q, hi + 1, 64)
+        self._step(1 + len(cands) + len(spaced))
+        if not cands and not spaced:
             raise _Fail()
-        best = None
-        for c in cands:
+        for c in sorted(set(cands) | set(spaced)):
             raw = b[q:c]
             if self._alt_count_ok(raw, count):
                 return c, raw, True
             if b"\\000" in raw and len(raw.replace(b"\\000", b"\0")) == count:
                 return c, raw.replace(b"\\000", b"\0"), True
-            if len(raw) <= count:
+        best = None
+        for c in cands:
+            if c - q <= count:
                 best = c
+        if best is None and spaced:
+            close = min(spaced, key=lambda c: abs(c - q - count))
+            if abs(close - q - count) <= max(4, count // 4):
+                best = close
         if best is None:
+            if not cands:
+                raise _Fail()
             best = cands[0]
         return best, b[q:best], False
 

@@ -140,7 +140,7 @@ _DUMP_SIGNATURES = re.compile(rb"""
   | (?P<ve>array\ \(|::__set_state\(array\(|\(object\)\ array\()
 """, re.X)
 _ERROR_ANCHOR = re.compile(rb"(?: on line |\*\* on line \*\*)(?=\*{0,2}\d)")
-_LOC_PATH_CHARS = re.compile(rb"[^\s]{0,1000}\Z")
+_LOC_PATH = re.compile(rb"(?:[A-Za-z]:[\\/]|/|Command line code)[^\s]{0,1000}\Z")
 _XH_START = re.compile(rb"\r?\n?(?:array \(size=|string '|int -?\d|float |boolean |null|object\([\w\\]{1,300}\)\[|enum\()")
 _WEAK_VD = re.compile(rb"&?(?:NULL|bool\(|int\(|float\(|double\(|enum\()")
 
@@ -164,6 +164,32 @@ def _after_arrow(data: bytes, pos: int) -> bool:
     while i > 0 and pos - i < 4096 and data[i - 1] in b" \t\r\n":
         i -= 1
     return data[max(0, i - 2):i] == b"=>"
+
+
+def _glued_at_line_end(data: bytes, start: int, end: int) -> bool:
+    """``responded.int(5)`` at a line end: glued right after a sentence's end."""
+    if start == 0 or data[start - 1] not in b".!?;:\"')]>":
+        return False
+    j = end
+    while j < len(data) and data[j] in b" \t":
+        j += 1
+    return j == len(data) or data[j] in b"\r\n"
+
+
+def _between_sentences(data: bytes, start: int, end: int) -> bool:
+    """``said. int(5) Talks``: a parenthesised scalar between two sentences
+    (never a bare ``NULL``, which is also an English word)."""
+    if data[start:start + 4] in (b"NULL", b"&NUL"):
+        return False
+    i = start
+    while i > 0 and data[i - 1] in b" \t":
+        i -= 1
+    if i > 0 and data[i - 1] not in b".!?\"'\r\n":
+        return False
+    j = end
+    while j < len(data) and data[j] in b" \t":
+        j += 1
+    return j == len(data) or data[j] in b"\r\n" or (j > end and 65 <= data[j] <= 90)
 
 
 def _line_bounded(data: bytes, start: int, end: int) -> bool:
@@ -261,7 +287,9 @@ def _find_parsed(data: bytes, config: PhpLeaksConfig) -> tuple[list[Parsed], int
             next_start = found[i + 1].start if i + 1 < len(found) else -1
             touch_prev = prev_end >= 0 and not data[prev_end:leak.start].strip()
             touch_next = next_start >= 0 and not data[leak.end:next_start].strip()
-            if not (_line_bounded(data, leak.start, leak.end) or touch_prev or touch_next):
+            if not (_line_bounded(data, leak.start, leak.end) or touch_prev or touch_next
+                    or _glued_at_line_end(data, leak.start, leak.end)
+                    or _between_sentences(data, leak.start, leak.end)):
                 continue
         kept.append(leak)
     return kept, unresolved
@@ -269,8 +297,18 @@ def _find_parsed(data: bytes, config: PhpLeaksConfig) -> tuple[list[Parsed], int
 
 def _parse_located(scanner: Scanner, data: bytes, m: re.Match, floor: int) -> Parsed | None:
     """``/path/file.php:LINE:`` then an Xdebug dump (text or HTML-stripped)."""
-    tail = _LOC_PATH_CHARS.search(data, max(floor, m.start() - 1000), m.start())
-    start = tail.start() if tail else m.start()
+    if m.group(0).startswith(b"Command"):
+        start = m.start()
+    else:
+        # the path: from its first "/" (or drive letter), so that text glued
+        # before it ("responded./var/www/x.php:3:") stays
+        lo = m.start()
+        while lo > floor and m.start() - lo < 1000 and data[lo - 1] not in b" \t\r\n":
+            lo -= 1
+        tail = _LOC_PATH.search(data, lo, m.start())
+        if tail is None:
+            return None
+        start = tail.start()
     after = m.end()
     xh = _XH_START.match(data, after)
     if xh is not None:
