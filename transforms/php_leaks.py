@@ -285,8 +285,11 @@ def _find_parsed(data: bytes, config: PhpLeaksConfig) -> tuple[list[Parsed], int
         if leak.weak:
             prev_end = found[i - 1].end if i else -1
             next_start = found[i + 1].start if i + 1 < len(found) else -1
-            touch_prev = prev_end >= 0 and not data[prev_end:leak.start].strip()
-            touch_next = next_start >= 0 and not data[leak.end:next_start].strip()
+            # touching a structural leak (not another bare scalar: "NULL NULL")
+            touch_prev = prev_end >= 0 and not found[i - 1].weak and \
+                not data[prev_end:leak.start].strip()
+            touch_next = next_start >= 0 and not found[i + 1].weak and \
+                not data[leak.end:next_start].strip()
             if not (_line_bounded(data, leak.start, leak.end) or touch_prev or touch_next
                     or _glued_at_line_end(data, leak.start, leak.end)
                     or _between_sentences(data, leak.start, leak.end)):
