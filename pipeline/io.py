@@ -22,7 +22,6 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import apache_beam as beam
 import orjson
-from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -252,11 +251,14 @@ class ReadFileRecordsFn(beam.DoFn):
         self._root = root
         self._files = Metrics.counter(METRICS_NAMESPACE, f"{READ_STAGE}.files")
 
-    def process(self, readable: fileio.ReadableFile) -> Iterator[RawRecord]:
-        path = readable.metadata.path
+    def process(self, path: str) -> Iterator[RawRecord]:
         self._files.inc()
         kind = detect_format(path, self._requested_format)
-        with readable.open(compression_type=CompressionTypes.AUTO) as handle:
+        # Remote workers resolve relative paths against their own directory,
+        # so local files are opened by absolute path; ``source`` keeps the
+        # path as the user wrote it.
+        location = path if "://" in path else os.path.abspath(path)
+        with FileSystems.open(location, compression_type=CompressionTypes.AUTO) as handle:
             yield from iter_raw_records(path, handle, kind, relative_to(path, self._root))
 
 
@@ -283,7 +285,6 @@ class ReadRawRecords(beam.PTransform):
             pbegin
             | "Paths" >> beam.Create(self._paths)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadMatches" >> fileio.ReadMatches()
             | "ReadRecords" >> beam.ParDo(ReadFileRecordsFn(self._requested_format, self._root)))
         if self._reshuffle:
             records = records | "SpreadRecords" >> beam.Reshuffle()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from typing import Sequence
 
 from pipeline.io import FORMATS
@@ -130,10 +131,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="dedupe only exact and headline-based duplicates, no MinHash")
 
 
+def _absolute_local(path: str) -> str:
+    """Local paths made absolute: remote workers have another working directory."""
+    return path if "://" in path else os.path.abspath(path)
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig(
         inputs=tuple(args.inputs),
-        output=args.output,
+        output=_absolute_local(args.output),
         format=args.format,
         id_field=args.id_field,
         text_field=args.text_field,
