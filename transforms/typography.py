@@ -108,7 +108,7 @@ COUNT_NAMES = FTFY_COUNT_NAMES + RULES
 # from, up, out, so, very ... ("he gave in in the end", "what it is is ...").
 REPEATABLE_NEVER = ("the", "a", "an", "of", "to", "and", "or", "its", "their", "our", "your")
 
-MAX_PASSES = 4
+MAX_PASSES = 6
 
 _QUOTES = ("straight", "keep")
 _DASHES = ("keep", "ascii")
@@ -217,12 +217,13 @@ _NO_RULES = {rule: False for rule in RULES if rule != "dashes"}
 PROFILES: Mapping[str, TypographyConfig] = {
     # Everything on: what newswash runs on scraped news.
     "news": TypographyConfig(),
-    # Encoding repair and whitespace hygiene only: no quote, ligature, width
+    # Encoding repair and spacing hygiene only (zero-width characters, runs of
+    # spaces, trailing whitespace, blank lines): no quote, ligature, width
     # or normalisation changes (datatrove's and NeMo Curator's ftfy settings,
     # safe for CJK), no punctuation or word rules.
     "conservative": TypographyConfig(
         quotes="keep", fix_latin_ligatures=False, normalization=None,
-        odd_spaces=False, soft_hyphens=False, entity_residue=False, space_runs=False,
+        odd_spaces=False, soft_hyphens=False, entity_residue=False,
         space_before_punctuation=False, space_after_punctuation=False,
         repeated_words=False),
     # Exactly ftfy.fix_text with its default TextFixerConfig, none of our rules.
@@ -242,30 +243,76 @@ _ODD_SPACE_RE = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f]")
 _DASH_RE = re.compile("[\u2010-\u2013\u2212\ufe58\ufe63\uff0d]|[\u2014\u2015]")
 _EM_DASHES = frozenset("\u2014\u2015")
 
-# Entity residue. Apostrophe/quote codes only when glued to a letter, so that
-# "issue #39; it" stays; "&"-producing residue not when an entity follows
-# (it would make a new entity for ftfy to decode).
+# Entity residue: what is left of an entity whose "&" a scraper ate, as a run
+# of tokens ("amp;quot;" was "&amp;quot;", i.e. '"' escaped twice). Decoded
+# only where unambiguous:
+# - an apostrophe glued to letters, spaces before it eaten: "Syria #39;s";
+# - a run that does not follow a word character, "&", "#" or ";" and is not
+#   a lone numeric code ("issue #39; it" and "#34;" stay) nor a lone "amp;"
+#   ("the amp; it" stays) unless that is followed by spaces and a capital
+#   ("Tom amp; Jerry"); "#038;" (WordPress's "&") counts as unambiguous.
+# Each decision reads only context that no later rule changes, which keeps
+# the rules idempotent.
+_RESIDUE_TOKEN = r"(?:amp|quot|apos|nbsp|#0*39|#x0*27|#0*34|#x0*22|#0*38|#x0*26|#0*160|#x0*a0);"
 _RESIDUE_RE = re.compile(
-    rf"(?<={_LETTER}) ?#(?:0*39|x0*27);(?={_LETTER})"        # Syria #39;s
-    r"|(?<![\w&#])#(?:0*39|x0*27);(?=" + _LETTER + ")"        # #39;Hello
-    r"|(?<![\w&#])#(?:0*34|x0*22);"                          # #34; -> "
-    r"|(?<![\w&])(?:quot|apos);"                             # quot; apos;
-    r"|(?<![\w&#])amp;(?![#\w]+;)"                          # amp; -> &
-    r"|(?<![&#])#038;(?![#\w]+;)"                            # AT#038;T
-    r"|(?<![\w&])nbsp;"
+    rf"(?P<glued>(?<={_LETTER}) *(?:(?:amp|#0*38);)*(?:#0*39|#x0*27|apos);(?={_LETTER}))"
+    rf"|(?<![\w&#;])(?P<run>(?:{_RESIDUE_TOKEN})+)"
+    r"|(?<![&#;])(?P<wordpress>#038;)"
 )
-_RESIDUE_VALUES = {"quot;": '"', "apos;": "'", "amp;": "&", "#038;": "&", "nbsp;": " "}
+_RESIDUE_TOKEN_RE = re.compile(_RESIDUE_TOKEN)
+_RESIDUE_VALUES = {"amp": "&", "quot": '"', "apos": "'", "nbsp": " ", "#38": "&",
+                   "#39": "'", "#34": '"', "#160": " ", "#x26": "&", "#x27": "'",
+                   "#x22": '"', "#xa0": " "}
+_CAPITAL_AFTER_SPACE_RE = re.compile(r"\s+[^\W\d_]")
+
+
+def _is_letter(char: str) -> bool:
+    return char.isalpha()
+
+
+def _residue_key(token: str) -> str:
+    name = token[:-1]
+    if name.startswith("#x"):
+        return "#x" + name[2:].lstrip("0")
+    if name.startswith("#"):
+        return "#" + name[1:].lstrip("0")
+    return name
+
+
+def _decode_residue(match: re.Match[str]) -> str:
+    if match.group("glued") is not None:
+        return "'"
+    if match.group("wordpress") is not None:
+        return "&"
+    tokens = [_residue_key(t) for t in _RESIDUE_TOKEN_RE.findall(match.group("run"))]
+    while len(tokens) > 1 and _RESIDUE_VALUES[tokens[0]] == "&":
+        tokens.pop(0)  # an escaped "&" of the entity that follows
+    if len(tokens) == 1 and len(match.group("run")) == len(match.group(0)):
+        only = tokens[0]
+        raw = match.group("run")
+        if only.startswith("#") and raw != "#038;":
+            end = match.end()
+            if end == len(match.string) or not _is_letter(match.string[end]):
+                return match.group(0)  # "issue #39; it": a number, maybe
+        if only == "amp":
+            after = _CAPITAL_AFTER_SPACE_RE.match(match.string, match.end())
+            if after is None or not after.group(0)[-1].isupper():
+                return match.group(0)  # "the amp; it"
+    return "".join(_RESIDUE_VALUES[t] for t in tokens)
+
 
 _SPACE_RUN_RE = re.compile(" {2,}")
 _MISPLACED_COMMA_RE = re.compile(rf"(?<={_SPACED_LETTER}) +,(?={_SPACED_LETTER})")
 _SPACE_BEFORE_RE = re.compile(r"(?:(?<=[^\W_])|(?<=[\"'\)\]])) +([,.;:!?])(?=[\s\"']|\Z)")
 _SPACE_AFTER_FIX_RE = re.compile(rf"(?<={_SPACED_LETTER})[,;:!?](?={_SPACED_LETTER})")
-# A URL or e-mail address, matched whole so the fix alternative skips it.
+# A URL, e-mail address or entity, matched whole so the fix alternative skips it.
 _PROTECTED = (
     r"(?i:\b[a-z][a-z0-9+.\-]*://\S*"
     r"|\bwww\.\S*"
     r"|\b(?:mailto|news|urn|tel|sms|xmpp|sip|magnet|javascript|data):\S*"
-    r"|(?<![^\s(<\"'\[])[^\s@(<\"'\[]+@[^\s@]+)"
+    r"|(?<![^\s(<\"'\[])[^\s@(<\"'\[]+@[^\s@]+"
+    # an entity ftfy left alone (HTML context) or entity residue
+    r"|&#?[0-9a-z]{1,24};|\b(?:amp|quot|apos|nbsp|lt|gt);)"
 )
 _SPACE_AFTER_RE = re.compile(
     rf"(?P<skip>{_PROTECTED})|(?<={_SPACED_LETTER})(?P<fix>[,;:!?])(?={_SPACED_LETTER})")
@@ -276,21 +323,36 @@ _TRAILING_RE = re.compile(r"[ \t]+(?=\n|\Z)")
 _BLANK_LINES_RE = re.compile(r"\n{3,}")
 
 
-def _residue_value(match: re.Match[str]) -> str:
-    token = match.group(0).lstrip(" ")
-    value = _RESIDUE_VALUES.get(token)
-    if value is not None:
-        return value
-    code = token[1:-1].lower()
-    return chr(int(code[1:], 16) if code.startswith("x") else int(code))
-
-
 def _dash_value(match: re.Match[str]) -> str:
     return "--" if match.group(0) in _EM_DASHES else "-"
 
 
 def _first_word(match: re.Match[str]) -> str:
     return match.group(0).split(" ", 1)[0]
+
+
+def _space_after(match: re.Match[str]) -> str:
+    if match.group("skip") is not None:
+        return match.group(0)
+    return match.group(0) + " "
+
+
+def _sub_counting(sub: Callable[..., str], replace: Callable[[re.Match[str]], str],
+                  text: str, counts: dict[str, int], name: str) -> str:
+    """``sub(replace, text)``, counting the matches ``replace`` changed."""
+    changed = 0
+
+    def counting(match: re.Match[str]) -> str:
+        nonlocal changed
+        value = replace(match)
+        if value != match.group(0):
+            changed += 1
+        return value
+
+    text = sub(counting, text)
+    if changed:
+        counts[name] = counts.get(name, 0) + changed
+    return text
 
 
 def _rules_function(config: TypographyConfig) -> Callable[[str, dict[str, int]], str]:
@@ -305,8 +367,6 @@ def _rules_function(config: TypographyConfig) -> Callable[[str, dict[str, int]],
     if config.dashes == "ascii":
         non_ascii_subs.append(("dashes", _DASH_RE.subn, _dash_value))
     subs: list[tuple[str, Any, Any]] = []
-    if config.entity_residue:
-        subs.append(("entity_residue", _RESIDUE_RE.subn, _residue_value))
     if config.space_runs:
         subs.append(("space_runs", _SPACE_RUN_RE.subn, " "))
     if config.space_before_punctuation:
@@ -320,6 +380,9 @@ def _rules_function(config: TypographyConfig) -> Callable[[str, dict[str, int]],
         late.append(("trailing_whitespace", _TRAILING_RE.subn, ""))
     if config.blank_lines:
         late.append(("blank_lines", _BLANK_LINES_RE.subn, "\n\n"))
+    residue = config.entity_residue
+    residue_search = _RESIDUE_RE.search
+    residue_sub = _RESIDUE_RE.sub
     fix_search = _SPACE_AFTER_FIX_RE.search
     space_after_sub = _SPACE_AFTER_RE.sub
 
@@ -329,23 +392,15 @@ def _rules_function(config: TypographyConfig) -> Callable[[str, dict[str, int]],
                 text, n = subn(replacement, text)
                 if n:
                     counts[name] = counts.get(name, 0) + n
+        if residue and residue_search(text) is not None:
+            text = _sub_counting(residue_sub, _decode_residue, text, counts, "entity_residue")
         for name, subn, replacement in subs:
             text, n = subn(replacement, text)
             if n:
                 counts[name] = counts.get(name, 0) + n
         if space_after and fix_search(text) is not None:
-            fixed = [0]
-
-            def replace(match: re.Match[str]) -> str:
-                if match.group("skip") is not None:
-                    return match.group(0)
-                fixed[0] += 1
-                return match.group(0) + " "
-
-            text = space_after_sub(replace, text)
-            if fixed[0]:
-                counts["space_after_punctuation"] = \
-                    counts.get("space_after_punctuation", 0) + fixed[0]
+            text = _sub_counting(space_after_sub, _space_after, text, counts,
+                                 "space_after_punctuation")
         for name, subn, replacement in late:
             text, n = subn(replacement, text)
             if n:
@@ -388,25 +443,22 @@ class TypographyNormalizer:
             return text, counts
         ftfy_fix = self._ftfy
         rules = self._rules
-        if ftfy_fix is not None:
-            text, ftfy_counts = ftfy_fix(text)
-            counts.update(ftfy_counts)
-        for _ in range(MAX_PASSES):
-            fixed = rules(text, counts)
-            if fixed == text or ftfy_fix is None:
-                return fixed, counts
-            # Our rules changed the text; ftfy may now act again (a removed
-            # zero-width character can join mojibake, say), and then the
-            # rules may act again. Iterate to a fixed point.
-            text = fixed
-            if not self.reference and not self._needs_ftfy(text):
-                return text, counts
+        if ftfy_fix is None:
+            return rules(text, counts), counts
+        # Iterate ftfy then our rules to a fixed point: neither ftfy itself
+        # (new line breaks make new segments) nor ftfy after our rules (a
+        # removed zero-width character can join mojibake) is idempotent.
+        # Our rules are (tests check it), so the check after a pass is only
+        # "would ftfy change this?", cheap with the fast path.
+        for passes in range(MAX_PASSES):
             fixed, ftfy_counts = ftfy_fix(text)
             for name, n in ftfy_counts.items():
                 counts[name] = counts.get(name, 0) + n
-            if fixed == text:
+            if passes and fixed == text:  # text is already rules' output
                 return text, counts
-            text = fixed
+            text = rules(fixed, counts)
+            if not self.reference and not self._needs_ftfy(text):
+                return text, counts
         return text, counts
 
 
