@@ -609,3 +609,37 @@ def test_composite_under_test_pipeline():
                               ("err", "php_error", len(P1) + 1, len(P1) + len(error) - 1)]),
                     label="CheckLeaks")
         assert_that(results[DEAD_LETTER], equal_to([]), label="CheckDeadLetter")
+
+
+# ------------------------------------------- one-line (collapsed) extractions
+@pytest.mark.parametrize("leak, fmt, value", [
+    ("array ( 'id' => 1, 'title' => 'Talks \\'x\\'', 'n' => array ( 0 => true, ), )",
+     "var_export", {"id": 1, "title": "Talks 'x'", "n": [True]}),
+    ("/var/www/html/a.php:3: array (size=2) 'a' => int 1 'b' => string 'x y' (length=3)",
+     "xdebug_html", {"a": 1, "b": "x y"}),
+    ("/var/www/html/a.php:3: object(Foo)[1] public 'a' => int 1 protected 'b' => string 'x' (length=1)",
+     "xdebug_html", {"__class__": "Foo", "a": 1, "b": "x"}),
+    ("/var/www/html/a.php:3: array(1) { [0] => int(1) }", "xdebug_text", [1]),
+    ("Array ( [id] => 1 [tags] => Array ( [0] => a [1] => b ) )",
+     "print_r", {"id": "1", "tags": ["a", "b"]}),
+    ('array(2) { ["id"]=> int(7) ["ok"]=> bool(true) }', "var_dump", {"id": 7, "ok": True}),
+])
+def test_collapsed_one_line_forms_inline(leak, fmt, value):
+    new_text, records, _ = strip_php_leaks(P1 + " " + leak + " " + P2)
+    assert new_text == P1 + " " + P2
+    assert [(r["format"], r["value"]) for r in records] == [(fmt, value)]
+
+
+def test_xdebug_location_glued_to_sentence_keeps_the_sentence():
+    text = P1 + "/var/www/html/a.php:3:\narray(1) {\n  [0]=>\n  int(1)\n}\n"
+    new_text, records, _ = strip_php_leaks(text)
+    assert new_text == P1
+    assert records[0]["text"].startswith("/var/www/html/a.php:3:")
+
+
+def test_bare_scalars_join_a_structural_run_only():
+    text = P1 + ' int(42)\nstring(2) "hi"\nfloat(0.1)\nNULL ' + P2
+    assert strip(text) == P1 + "\n\n" + P2
+    assert values(text) == [42, "hi", 0.1, None]
+    prose = "Officials said NULL NULL and bool(true) matter."
+    assert strip(prose) == prose

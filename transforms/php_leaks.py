@@ -141,7 +141,7 @@ _DUMP_SIGNATURES = re.compile(rb"""
 """, re.X)
 _ERROR_ANCHOR = re.compile(rb"(?: on line |\*\* on line \*\*)(?=\*{0,2}\d)")
 _LOC_PATH = re.compile(rb"(?:[A-Za-z]:[\\/]|/|Command line code)[^\s]{0,1000}\Z")
-_XH_START = re.compile(rb"\r?\n?(?:array \(size=|string '|int -?\d|float |boolean |null|object\([\w\\]{1,300}\)\[|enum\()")
+_XH_START = re.compile(rb"[ \t]{0,4}\r?\n?(?:array \(size=|string '|int -?\d|float |boolean |null|object\([\w\\]{1,300}\)\[|enum\()")
 _WEAK_VD = re.compile(rb"&?(?:NULL|bool\(|int\(|float\(|double\(|enum\()")
 
 
@@ -246,6 +246,8 @@ def _find_parsed(data: bytes, config: PhpLeaksConfig) -> tuple[list[Parsed], int
                     pos = s + 1  # a bare scalar that is an entry of an unresolved structure
                     continue
                 leak = scanner.parse_vd(s)
+                if leak is None and data.startswith(b"object(", s):
+                    leak = scanner.parse_xdebug_html(s)  # Xdebug HTML: object(C)[H]
                 if leak is not None and _WEAK_VD.match(data, s) and not isinstance(
                         leak.value, (list, dict)) or (leak is not None and _WEAK_VD.match(data, s)
                                                       and isinstance(leak.value, dict)
@@ -279,22 +281,24 @@ def _find_parsed(data: bytes, config: PhpLeaksConfig) -> tuple[list[Parsed], int
     except Unresolved:
         unresolved += 1
     found.sort(key=lambda p: p.start)
-    # Bare scalars need line context or a neighbouring leak.
+    # Bare scalars need line context or a structural leak in their run
+    # (leaks separated only by whitespace), e.g. var_dump($a, $b, $c).
     kept: list[Parsed] = []
-    for i, leak in enumerate(found):
-        if leak.weak:
-            prev_end = found[i - 1].end if i else -1
-            next_start = found[i + 1].start if i + 1 < len(found) else -1
-            # touching a structural leak (not another bare scalar: "NULL NULL")
-            touch_prev = prev_end >= 0 and not found[i - 1].weak and \
-                not data[prev_end:leak.start].strip()
-            touch_next = next_start >= 0 and not found[i + 1].weak and \
-                not data[leak.end:next_start].strip()
-            if not (_line_bounded(data, leak.start, leak.end) or touch_prev or touch_next
+    i = 0
+    while i < len(found):
+        j = i + 1
+        while j < len(found) and not data[found[j - 1].end:found[j].start].strip():
+            j += 1
+        run = found[i:j]
+        structural = any(not leak.weak for leak in run)
+        for leak in run:
+            if leak.weak and not structural and not (
+                    _line_bounded(data, leak.start, leak.end)
                     or _glued_at_line_end(data, leak.start, leak.end)
                     or _between_sentences(data, leak.start, leak.end)):
                 continue
-        kept.append(leak)
+            kept.append(leak)
+        i = j
     return kept, unresolved
 
 
@@ -316,17 +320,19 @@ def _parse_located(scanner: Scanner, data: bytes, m: re.Match, floor: int) -> Pa
     xh = _XH_START.match(data, after)
     if xh is not None:
         q = after
-        while q < len(data) and data[q] in b"\r\n":
+        while q < len(data) and data[q] in b" \t\r\n" and q - after < 8:
             q += 1
         leak = scanner.parse_xdebug_html(q)
         fmt = "xdebug_html"
     else:
         q = after
-        if data[q:q + 1] == b"\r":
+        while q < len(data) and data[q] in b" \t\r" and q - after < 8:
             q += 1
-        if data[q:q + 1] != b"\n":
+        if data[q:q + 1] == b"\n":
+            q += 1
+        elif q == after:  # text mode prints a newline (a space once collapsed)
             return None
-        leak = scanner.parse_vd(q + 1)
+        leak = scanner.parse_vd(q)
         fmt = "xdebug_text"
     if leak is None:
         return None
