@@ -30,6 +30,8 @@ import math
 import re
 from typing import Any
 
+import orjson
+
 __all__ = ["Parsed", "Scanner", "Unresolved", "LEVELS"]
 
 _LEGACY_MULTIBYTE = ("gbk", "big5", "shift_jis", "euc-jp", "euc-kr")
@@ -261,7 +263,6 @@ class Scanner:
     def _string_value(self, raw: bytes) -> str:
         s = raw.decode("utf-8", "surrogatepass")
         if s[:1] in ("[", "{") and len(s) <= self.max_window:
-            import orjson  # local: keeps the module importable without it at pickling
             try:
                 self._json.append(orjson.loads(raw))
             except orjson.JSONDecodeError:
@@ -350,7 +351,6 @@ class Scanner:
                 m = _VD_ITEM.match(b, p)
                 if m is None:
                     raise _Fail()
-                g = m.lastgroup
                 end = m.end()
                 value: Any
                 push = None
@@ -401,7 +401,6 @@ class Scanner:
                         raise _Fail()
                     self._flags.add("xdebug")
                     value = "*RECURSION*"  # a value "..." is Xdebug's object recursion
-                del g
                 if push is None:
                     zs = _ZVAL_SUFFIX.match(b, end)
                     if zs is not None and m.group("slen") is not None or (
@@ -437,42 +436,26 @@ class Scanner:
                         value = top[1][0][1]
                         p = q + 1
                         continue
+                    # Xdebug markers: "(more elements)..." (children limit) and a
+                    # body of "..." (depth limit: the container's value is cut)
+                    k = _VD_KEY.match(b, q) if b[q:q + 1] != b"}" else None
+                    while k is not None and (k.group("more") is not None
+                                             or k.group("dots") is not None):
+                        self._flags.add("xdebug")
+                        if k.group("dots") is not None:
+                            top[3] = "cut"
+                        self._step()
+                        p = k.end()
+                        q = self._skip_ws(p)
+                        k = _VD_KEY.match(b, q) if b[q:q + 1] != b"}" else None
                     if b[q:q + 1] == b"}":
                         stack.pop()
-                        # Xdebug's depth limit prints a body of "...": the value is cut
                         value = None if (top[3] == "cut" and not top[1]) else \
                             _container(top[1], top[2])
                         p = q + 1
                         continue
-                    k = _VD_KEY.match(b, q)
                     if k is None:
                         raise _Fail()
-                    if k.group("more") is not None or k.group("dots") is not None:
-                        self._flags.add("xdebug")
-                        if k.group("dots") is not None:
-                            top[3] = "cut"
-                        p = k.end()
-                        continue_marker = True
-                    else:
-                        continue_marker = False
-                    if continue_marker:
-                        value = _SKIP
-                        # re-enter the loop without appending
-                        while True:
-                            q = self._skip_ws(p)
-                            k = _VD_KEY.match(b, q)
-                            if k is None or (k.group("more") is None and k.group("dots") is None):
-                                break
-                            p = k.end()
-                            self._step()
-                        if b[q:q + 1] == b"}":
-                            stack.pop()
-                            value = None if (top[3] == "cut" and not top[1]) else \
-                                _container(top[1], top[2])
-                            p = q + 1
-                            continue
-                        if k is None:
-                            raise _Fail()
                     if k.group("int") is not None:
                         top[4] = int(k.group("int"))
                         p = k.end()
@@ -551,9 +534,7 @@ class Scanner:
                         raise _Fail()
                     value = "*RECURSION*" if m.group("ref") is not None else "..."
                 else:  # string '
-                    lm = re.compile(rb"").match  # placeholder, replaced below
-                    del lm
-                    # the count sits after the payload: find it from the candidates
+                    # the count sits after the payload: found from the markers
                     e, raw, ok = self._xh_string(end)
                     self._matched &= ok
                     value = self._string_value(raw)
@@ -695,19 +676,16 @@ class Scanner:
                     self._step()
                     q = self._skip_ws(p)
                     if b[q:q + 1] == b")":
-                        if top[5] and (q - (b.rfind(b"\n", 0, q) + 1)) != top[4]:
-                            raise _Fail()
+                        if top[5] and (q - (b.rfind(b"\n", p, q) + 1)) != top[4]:
+                            raise _Fail()  # ")" not at the block's own indentation
                         stack.pop()
                         p = q + 1
-                        if False:
-                            pass
-                        else:
-                            pairs = top[1]
-                            if top[2] is None:
-                                pairs = [(_int_key(k), v) for k, v in pairs]
-                            else:
-                                pairs = [(k.split(":", 1)[0], v) for k, v in pairs]
-                            value = _container(pairs, top[2])
+                        pairs = top[1]
+                        if top[2] is None:   # unquoted keys: canonical decimals are ints
+                            pairs = [(_int_key(k), v) for k, v in pairs]
+                        else:                # "name:protected", "name:Class:private"
+                            pairs = [(k.split(":", 1)[0], v) for k, v in pairs]
+                        value = _container(pairs, top[2])
                         if not stack:
                             return Parsed(pos, p, "print_r", value, None, self._json)
                         continue
@@ -955,6 +933,5 @@ def str_digits(b: bytes, end: int) -> bytes:
     return b[i:end]
 
 
-_UNINIT = object()
-_SKIP = object()
-_OPEN = object()
+_UNINIT = object()   # an uninitialized property: listed by the dump, omitted from the value
+_OPEN = object()     # a container was opened: nothing to append yet
