@@ -485,6 +485,7 @@ DECOYS = [
     "The error appeared in /var/www on line five.",
     "NULL and void, the court said of the contract.",
     "Her speech (about the array (of reforms)) was welcomed.",
+    'He wrote string(5) "hello world" in the log and left.\nShe said "yes"\nThen: "no"',
 ]
 
 

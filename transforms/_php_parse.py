@@ -232,10 +232,11 @@ class Scanner:
         self.n = len(data)
         self.budget = budget
         self.max_window = max_window
-        self._dead: set[tuple[str, int]] = set()
+        self._dead: set[tuple] = set()
         self._vd_ends = _LazyPositions(_VD_STR_END, data)
         self._xh_ends = _LazyPositions(_XH_LEN_END, data)
         self._spaced_ends = _LazyPositions(_SPACED_END, data)
+        self._alt_done: dict[int, tuple[int, bytes | None]] = {}
         self._heads = _LazyPositions(_LEVEL_RE, data)
         self._thrown = _LazyPositions(_THROWN, data)
         self._pr_ends: dict[int, _LazyPositions] = {}
@@ -269,15 +270,43 @@ class Scanner:
                 pass
         return s
 
+    def _alt_match(self, q: int, c: int, count: int) -> bytes | None:
+        """The payload b[q:c] when another reading of ``count`` fits it: a
+        charset count (see :meth:`_alt_count_ok`) or Xdebug's NUL as ``\\000``.
+
+        Each candidate end ``c`` is checked for one start only (a real payload
+        has one start; the result is remembered for re-parses from the same
+        start), with the work charged to the budget, so that many overlapping
+        fragments cannot make these checks quadratic.
+        """
+        n = c - q
+        if n < count or n > 4 * count + 4:
+            return None
+        done = self._alt_done.get(c)
+        if done is not None:
+            return done[1] if done[0] == q else None
+        self._step(1 + n // 256)
+        raw = self.b[q:c]
+        result = None
+        if b"\\000" in raw and len(raw.replace(b"\\000", b"\0")) == count:
+            result = raw.replace(b"\\000", b"\0")
+        elif self._alt_count_ok(raw, count):
+            result = raw
+        self._alt_done[c] = (q, result)
+        return result
+
     @staticmethod
     def _alt_count_ok(raw: bytes, count: int) -> bool:
-        """Counts that PHP could have printed for this text in another charset."""
+        """Counts PHP could have printed for this text in another charset."""
         try:
             s = raw.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
             return False
-        if len(s) == count:  # cp1252/latin-1 mojibake or a single-byte charset
+        chars = len(s)
+        if chars == count:  # cp1252/latin-1 mojibake or a single-byte charset
             return True
+        if not chars < count <= 2 * chars:
+            return False
         for charset in _LEGACY_MULTIBYTE:
             try:
                 if len(s.encode(charset)) == count:
@@ -309,11 +338,9 @@ class Scanner:
         if not cands and not spaced:
             raise _Fail()
         for c in sorted(set(cands) | set(spaced)):
-            raw = b[q:c]
-            if self._alt_count_ok(raw, count):
+            raw = self._alt_match(q, c, count)
+            if raw is not None:
                 return c, raw, True
-            if b"\\000" in raw and len(raw.replace(b"\\000", b"\0")) == count:
-                return c, raw.replace(b"\\000", b"\0"), True
         best = None
         for c in cands:
             if c - q <= count:
@@ -323,7 +350,10 @@ class Scanner:
             if abs(close - q - count) <= max(4, count // 4):
                 best = close
         if best is None:
-            if not cands:
+            # a longer payload (U+FFFD for invalid bytes, Xdebug escapes): only
+            # within 3x the count, so that prose quoting "string(5) ..." and a
+            # later quote at a line end is never taken for a payload
+            if not cands or cands[0] - q > 3 * count + 8:
                 raise _Fail()
             best = cands[0]
         return best, b[q:best], False
@@ -624,8 +654,7 @@ class Scanner:
         c = cands[0]
         m = _XH_LEN_END.match(b, c)
         count = int(str_digits(b, m.end() - 1))
-        raw = b[q:c]
-        return c, raw, self._alt_count_ok(raw, count)
+        return c, b[q:c], self._alt_match(q, c, count) is not None
 
     def _xh_string_key(self, q: int) -> tuple[str, int]:
         """A quoted Xdebug HTML key: the shortest one followed by a value."""
@@ -643,7 +672,7 @@ class Scanner:
             return None
         self._begin()
         b = self.b
-        stack: list[list[Any]] = []  # [start, pairs, cls, enum, indent, multiline, key]
+        stack: list[list[Any]] = []  # [start, pairs, cls, enum, indent, multiline, key, key lines]
         p = pos
         try:
             value: Any = None
@@ -661,7 +690,8 @@ class Scanner:
                     line_start = b.rfind(b"\n", 0, paren) + 1
                     indent = paren - line_start
                     cls = None if m.group("arr") else m.group("cls").decode("ascii", "replace")
-                    stack.append([p, [], cls, m.group("enum") is not None, indent, multiline, None])
+                    stack.append([p, [], cls, m.group("enum") is not None, indent, multiline, None,
+                                  []])
                     p = m.end()
                     value = _OPEN
                 elif stack:
@@ -691,6 +721,12 @@ class Scanner:
                         continue
                     if top[5] and b[p:q].count(b"\n") < 1:
                         raise _Fail()
+                    if top[5]:
+                        # the rest of a block from a key line depends only on
+                        # (position, indent): remember the ones that failed
+                        if ("prk", top[4], q) in self._dead:
+                            raise _Fail()
+                        top[7].append(q)
                     k = _PR_KEY.match(b, q)
                     if k is None:
                         raise _Fail()
@@ -699,6 +735,9 @@ class Scanner:
                     break
         except _Fail:
             self._fail_dead("pr", [pos] + [f[0] for f in stack])
+            for f in stack:
+                for q in f[7]:
+                    self._dead.add(("prk", f[4], q))
             return None
 
     def _pr_scalar(self, p: int, frame: list[Any]) -> tuple[str, int]:
