@@ -576,6 +576,14 @@ def test_stage_function():
     assert clean.side_records == ()
 
 
+def test_stage_php_values_hold_every_json_payload():
+    fn = make_stage_function()
+    dump = ('array(2) {\n  ["a"]=>\n  string(9) "[{"x":1}]"\n  ["b"]=>\n  string(7) "{"y":2}"\n}\n')
+    result = fn(_doc(P1 + "\n\n" + dump))
+    assert result.document.php_values == ({"a": '[{"x":1}]', "b": '{"y":2}'}, [{"x": 1}], {"y": 2})
+    assert result.side_records[0][1]["json"] == [[{"x": 1}], {"y": 2}]
+
+
 def test_apply_stage_fn_directly():
     dofn = ApplyStageFn(STAGE, make_stage_function)
     dofn.setup()

@@ -24,25 +24,37 @@ log prefix, uncaught exceptions with ``Stack trace``), ``xdebug_error``
 Rules (see :func:`find_leaks`, :func:`strip_php_leaks`):
 
 * ``string(N)`` / ``(length=N)`` count bytes. The payload end is found from
-  the count (payloads contain quotes). When the count fails, the count is
-  retried as a character count (cp1252/latin-1 mojibake, single-byte
-  charsets) and as GBK/Big5/Shift_JIS/EUC counts; if none fits, a tolerant
-  end search takes the closing quote followed by a newline, ``}``, ``[``,
-  or end of text (the last such quote within the count, else the first), and
-  the record gets ``length_matched=False`` (counter ``length_mismatch``).
-* Prose is never removed: errors need `` in FILE on line N``; dumps need a
-  complete structure. A bare scalar dump (``int(5)``, ``NULL``, ``bool(true)``,
-  ``float(..)``) is only a leak when it fills its line or touches another leak.
+  the count (payloads contain quotes). When the count fails, it is retried as
+  a character count (cp1252/latin-1 mojibake, single-byte charsets such as
+  windows-1256), as a GBK/Big5/Shift_JIS/EUC count, and with Xdebug's ``\\000``
+  read as one NUL byte; a fit there still counts as ``length_matched=True``.
+  Otherwise a tolerant end search takes a closing quote followed by a
+  newline, ``}``, ``[``, a key, a refcount or the end of the text (the last
+  such quote within N bytes, else the first within 3N); at top level a quote
+  followed by prose on the same line is accepted when within N/4 of the
+  count. The record then has ``length_matched=False`` (``length_mismatch``).
+  Xdebug truncation (``"...``, ``'...``, ``(more elements)...``, a body of
+  ``...``) keeps what is shown; a cut container is ``null``.
+* Prose is never removed: errors need `` in FILE on line N`` (FILE a path,
+  ``Unknown`` or ``x.php``); dumps need a complete structure. A bare scalar
+  dump (``int(5)``, ``float(..)``, ``bool(..)``, ``NULL``, ``enum(..)``) is a
+  leak only when it fills its line, is glued after a sentence at a line end
+  (``said.int(5)``), stands between two sentences (``said. int(5) Talks``;
+  never a bare ``NULL``), or shares a whitespace-separated run with a
+  structural leak (``var_dump($a, $b)``). Top-level print_r/var_export
+  scalars and var_export enums have no signature and are never matched.
 * Whitespace: a removed run of leaks (leaks separated only by whitespace are
   one run) takes its surrounding whitespace with it. At the start or end of
   the text nothing replaces it; if the run or its surrounding whitespace
   contains a line break the two sides are joined by exactly ``"\\n\\n"``;
-  otherwise (inline) by one space.
-* Linear time: one prefilter regex scan; bounded, iterative parsers (see
-  :mod:`transforms._php_parse`); failed start positions are memoised; a work
-  budget per document (``budget_per_byte`` x bytes + ``budget_base`` steps).
-  A candidate that exhausts it stays in place and is counted ``unresolved``
-  (after that the rest of the document is not examined).
+  otherwise (inline) by one space. Glued at the end (``responded.string(..``)
+  the sentence keeps its period and nothing else.
+* Linear time: one prefilter regex scan; bounded, iterative parsers with an
+  explicit stack (see :mod:`transforms._php_parse`); failed start positions
+  (and failed print_r key lines) are memoised; end candidates are found
+  once per document; a work budget per document (``budget_per_byte`` x bytes
+  + ``budget_base`` steps). A candidate that exhausts it stays in place and is
+  counted ``unresolved``, and the rest of that document is left as it is.
 
 Side record (tag ``PHP_LEAKS``), one per leak, keys:
 ``doc_id``, ``format``, ``start``, ``end`` (character offsets into the input
@@ -52,9 +64,12 @@ keyed 0..n-1 in order, else dicts with string keys; objects as dicts with
 ``__class__`` first and bare property names, uninitialized omitted; enums as
 ``{"__enum__": "C::Case"}``; recursion as ``"*RECURSION*"``; errors as
 ``{"level", "message", "file", "line"[, "trace"]}``), ``parsed`` (bool),
-``length_matched`` (bool; null for formats without counts), ``json`` (the
-orjson-parsed payload when exactly one string in the leak is JSON (starts
-with ``[`` or ``{``); a list of them when several; else null).
+``length_matched`` (bool for the formats with counts: var_dump,
+debug_zval_dump, xdebug_text, xdebug_html; null for print_r, var_export and
+errors), ``json`` (the orjson-parsed payload when exactly one string in the
+leak, top level or nested, is JSON (starts with ``[`` or ``{``); a list of
+the parsed payloads when several are; else null). ``parsed`` is always true:
+a structure that does not parse is not removed.
 
 The returned Document has the leaks removed and ``php_values`` = each leak's
 value followed by its JSON payloads.
@@ -84,6 +99,7 @@ __all__ = [
     "PhpLeaksConfig",
     "Leak",
     "find_leaks",
+    "remove_spans",
     "strip_php_leaks",
     "make_stage_function",
     "StripPhpLeaks",
@@ -128,6 +144,7 @@ class Leak:
     value: Any
     length_matched: bool | None
     json: Any
+    json_payloads: tuple[Any, ...] = ()
 
 
 # Signatures, in one regex: a clean text costs a single scan.
@@ -350,7 +367,8 @@ def find_leaks(text: str, config: PhpLeaksConfig | None = None) -> tuple[list[Le
         s, e = offsets[p.start], offsets[p.end]
         js = p.json_payloads
         leaks.append(Leak(p.format, s, e, text[s:e], p.value, p.length_matched,
-                          None if not js else (js[0] if len(js) == 1 else list(js))))
+                          None if not js else (js[0] if len(js) == 1 else list(js)),
+                          tuple(js)))
     return leaks, unresolved
 
 
@@ -393,10 +411,17 @@ def remove_spans(text: str, spans: list[tuple[int, int]]) -> str:
 def strip_php_leaks(text: str, doc_id: str = "", config: PhpLeaksConfig | None = None
                     ) -> tuple[str, list[dict[str, Any]], dict[str, int]]:
     """The text without leaks, one side record per leak, and the counts."""
+    new_text, records, counts, _ = _strip(text, doc_id, config)
+    return new_text, records, counts
+
+
+def _strip(text: str, doc_id: str, config: PhpLeaksConfig | None
+           ) -> tuple[str, list[dict[str, Any]], dict[str, int], tuple[Any, ...]]:
     leaks, unresolved = find_leaks(text, config)
     counts: dict[str, int] = {"unresolved": unresolved, "length_mismatch": 0,
                               "documents_with_leaks": 1 if leaks else 0}
     records = []
+    php_values: list[Any] = []
     for leak in leaks:
         key = f"removed.{leak.format}"
         counts[key] = counts.get(key, 0) + 1
@@ -407,18 +432,10 @@ def strip_php_leaks(text: str, doc_id: str = "", config: PhpLeaksConfig | None =
             "text": leak.text, "value": leak.value, "parsed": True,
             "length_matched": leak.length_matched, "json": leak.json,
         })
-    new_text = remove_spans(text, [(l.start, l.end) for l in leaks])
-    return new_text, records, counts
-
-
-def _php_values(records: list[dict[str, Any]]) -> tuple[Any, ...]:
-    values: list[Any] = []
-    for r in records:
-        values.append(r["value"])
-        js = r["json"]
-        if js is not None:
-            values.append(js)
-    return tuple(values)
+        php_values.append(leak.value)
+        php_values.extend(leak.json_payloads)
+    new_text = remove_spans(text, [(leak.start, leak.end) for leak in leaks])
+    return new_text, records, counts, tuple(php_values)
 
 
 def make_stage_function(config: PhpLeaksConfig | None = None) -> Callable[[Document], StageResult]:
@@ -426,11 +443,11 @@ def make_stage_function(config: PhpLeaksConfig | None = None) -> Callable[[Docum
     config = config or PhpLeaksConfig()
 
     def strip_leaks(doc: Document) -> StageResult:
-        new_text, records, counts = strip_php_leaks(doc.text, doc.id, config)
+        new_text, records, counts, php_values = _strip(doc.text, doc.id, config)
         if not records:
             return StageResult(document=doc.record_stage(STAGE, 0), counts=counts)
         new_doc = doc.replace_text(STAGE, new_text, len(records),
-                                   php_values=doc.php_values + _php_values(records))
+                                   php_values=doc.php_values + php_values)
         return StageResult(document=new_doc,
                            side_records=tuple((PHP_LEAKS, r) for r in records),
                            counts=counts)
