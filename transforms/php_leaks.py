@@ -394,11 +394,10 @@ def remove_spans(text: str, spans: list[tuple[int, int]]) -> str:
         while re_ < n and text[re_].isspace():
             re_ += 1
         out.append(text[cursor:ls])
-        if ls == 0 or (ls == cursor and not "".join(out).strip()):
+        # runs are separated by prose, so only the first can reach the start
+        if ls == 0 or re_ == n:
             sep = ""
-        elif re_ == n:
-            sep = ""
-        elif "\n" in text[ls:re_]:
+        elif "\n" in text[ls:s] or "\n" in text[s:e] or "\n" in text[e:re_]:
             sep = "\n\n"
         else:
             sep = " "
