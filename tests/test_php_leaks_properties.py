@@ -218,3 +218,35 @@ def test_top_level_var_dump_string_round_trip(s, a, b, where):
 def test_generated_prose_is_never_touched(prose):
     new_text, records, _ = strip_php_leaks(prose)
     assert records == [] and new_text == prose
+
+
+# ------------------------------------------------------------ fuzzing
+FRAGMENTS = [
+    "string(", "5", "12", ') "', '"', "array(", "2", ") {", "{", "}", "\n", "  ", '["k"]=>', "[0]=>",
+    "[0] =>", "'k' =>", "int(1)", "float(1.0E+25)", "bool(true)", "NULL", "*RECURSION*", "&",
+    "object(Foo)#1 (1) {", "class Foo#1 (1) {", "public $x =>", "uninitialized(int)",
+    " refcount(2)", " interned", "reference refcount(2) {", "enum(A::B)", "...",
+    "(more elements)...", "/var/www/a.php:3:", "array (size=2)", "string 'x' (length=1)",
+    "object(Foo)[1]", "public 'a' => ", "int 5", "boolean true", "null", "empty",
+    "Array", "Array\n(", "    [a] => ", " Object", "(", ")", "array (", " => ", ",", "'",
+    "\\Foo::__set_state(array(", "(object) array(", "Warning: ", "Fatal error: Uncaught E: m",
+    " in /a.php", ":3", " on line ", "3", "Stack trace:", "#0 {main}", "  thrown in /a.php",
+    "Call Stack:", "    0.0001     1234   1. {main}() /a.php:0", "( ! ) ", "**Warning** :",
+    "Talks", " resumed.", "‘She’", "مرحبا", "\r\n", "\t", "\\000",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=60).map("".join))
+def test_fuzzed_fragments_never_crash_and_records_are_exact(text):
+    from transforms.php_leaks import find_leaks, remove_spans
+    leaks, unresolved = find_leaks(text)
+    prev_end = 0
+    for leak in leaks:
+        assert text[leak.start:leak.end] == leak.text
+        assert leak.start >= prev_end and leak.end > leak.start
+        prev_end = leak.end
+    new_text, records, counts = strip_php_leaks(text)
+    assert new_text == remove_spans(text, [(l.start, l.end) for l in leaks])
+    assert len(records) == len(leaks)
+    assert sum(v for k, v in counts.items() if k.startswith("removed.")) == len(leaks)
