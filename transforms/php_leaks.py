@@ -150,11 +150,12 @@ class Leak:
 # Signatures, in one regex: a clean text costs a single scan.
 _DUMP_SIGNATURES = re.compile(rb"""
     (?P<loc>\.php:\d{1,9}:|Command\ line\ code:\d{1,9}:)
-  | (?P<vd>&?(?:string\(\d|array\(\d|object\([\w\\]|class\ [\w\\]{1,300}\#\d|enum\(|reference\ refcount
-            |bool\((?:true|false)\)|int\(-?\d|float\(|double\(|NULL))
+  | (?P<vd>&?(?:string\(\d{1,12}\)\ "|array\(\d{1,12}\)(?:\ refcount\(\d{1,12}\)|\ interned)?\ ?\{
+            |object\([\w\\]{1,300}\)\#\d|class\ [\w\\]{1,300}\#\d|enum\(|reference\ refcount
+            |bool\((?:true|false)\)|int\(-?\d{1,20}\)|(?:float|double)\([-\dIN]|NULL))
   | (?P<xh>array\ \(size=\d|object\([\w\\]{1,300}\)\[\d)
   | (?P<pr>Array[ \t]*\r?\n?[ \t]{0,400}\(|\ (?:Object|Enum(?::\w{1,20})?)[ \t]*\r?\n?[ \t]{0,400}\()
-  | (?P<ve>array\ \(|::__set_state\(array\(|\(object\)\ array\()
+  | (?P<ve>(?:array\ \(|\(object\)\ array\()\s{0,400}(?:-?\d|'|\))|::__set_state\(array\()
 """, re.X)
 _ERROR_ANCHOR = re.compile(rb"(?: on line |\*\* on line \*\*)(?=\*{0,2}\d)")
 _LOC_PATH = re.compile(rb"(?:[A-Za-z]:[\\/]|/|Command line code)[^\s]{0,1000}\Z")
