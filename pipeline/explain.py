@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import re
 from typing import Any
 
 from apache_beam.io.filesystem import CompressionTypes
@@ -45,12 +46,43 @@ def load_document(path: str, *, fmt: str = "auto", line: int | None = None, reco
     raise LookupError(f"{path} has no {wanted}")
 
 
-def _diff(before: str, after: str, label: str) -> str:
-    lines = difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True),
-        fromfile=f"{label} (before)", tofile=f"{label} (after)", n=1)
-    text = "".join(line if line.endswith("\n") else line + "\n\\ no newline\n" for line in lines)
-    return text
+# Characters a terminal does not show, made visible in diffs.
+_VISIBLE = str.maketrans({"\u00a0": "␣", "\u200b": "⟨zwsp⟩", "\u00ad": "⟨shy⟩",
+                          "\t": "⇥", "\r": "␍", "\x00": "␀"})
+_TOKENS = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
+
+
+def _word_diff(before: str, after: str) -> str:
+    """One line with ``[-removed-]{+added+}`` marks, as ``git diff --word-diff``."""
+    old, new = _TOKENS.findall(before), _TOKENS.findall(after)
+    parts: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if op == "equal":
+            parts.append("".join(old[i1:i2]))
+            continue
+        if i2 > i1:
+            parts.append("[-" + "".join(old[i1:i2]).translate(_VISIBLE) + "-]")
+        if j2 > j1:
+            parts.append("{+" + "".join(new[j1:j2]).translate(_VISIBLE) + "+}")
+    return "".join(parts)
+
+
+def _diff(before: str, after: str) -> str:
+    """Changed lines of ``before`` -> ``after``: ``-``/``+`` for removed or
+    added lines, ``~`` with a word diff for lines changed in place."""
+    old, new = before.split("\n"), after.split("\n")
+    out: list[str] = []
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            continue
+        if op == "replace" and i2 - i1 == j2 - j1:
+            for offset in range(i2 - i1):
+                out.append(f"~ {i1 + offset + 1}: {_word_diff(old[i1 + offset], new[j1 + offset])}")
+            continue
+        out.extend(f"- {i + 1}: {old[i].translate(_VISIBLE)}" for i in range(i1, i2))
+        out.extend(f"+ {j + 1}: {new[j].translate(_VISIBLE)}" for j in range(j1, j2))
+    return "\n".join(out) + "\n" if out else ""
 
 
 def explain_document(document: Document, args: argparse.Namespace) -> str:
@@ -74,7 +106,7 @@ def explain_document(document: Document, args: argparse.Namespace) -> str:
             if old != new:
                 parts.append(f"{name}: {old!r} -> {new!r}\n")
         if after.text != document.text:
-            parts.append(_diff(document.text, after.text, "text"))
+            parts.append(_diff(document.text, after.text))
         for tag, record in result.side_records:
             parts.append(f"+ {tag}: {to_json_bytes(record).decode('utf-8')[:300]}\n")
         document = after
