@@ -287,13 +287,14 @@ class FtfyFastPath:
         self.trigger_chars = trigger_chars(config)
         self.trigger_re = re.compile(_char_class(self.trigger_chars))
         self._search = self.trigger_re.search
+        self._findall = self.trigger_re.findall
         self._anchor_finditer = re.compile(_char_class(badness_anchor_chars())).finditer
         self._steps = self._build_steps(config, html=bool(config.unescape_html))
         self._steps_no_html = self._build_steps(config, html=False)
 
     @staticmethod
     def _build_steps(config: ftfy.TextFixerConfig, html: bool) -> tuple:
-        """(count name, trigger search, fixer) in ``fix_and_explain``'s order."""
+        """(count name, trigger characters, fixer) in ``fix_and_explain``'s order."""
         steps = []
         if html:
             steps.append(("unescape_html", {_first_literal(chardata.HTML_ENTITY_RE)}))
@@ -303,10 +304,9 @@ class FtfyFastPath:
         for name in _FIXER_ORDER:
             if getattr(config, name):
                 steps.append((name, _fixer_chars(name)))
-        return tuple(
-            (_STEP_COUNT_NAMES.get(name, name), re.compile(_char_class(chars)).search,
-             None if name == "fix_encoding" else ftfy.FIXERS[name])
-            for name, chars in steps)
+        return tuple((_STEP_COUNT_NAMES.get(name, name), frozenset(chars),
+                      None if name == "fix_encoding" else ftfy.FIXERS[name])
+                     for name, chars in steps)
 
     def _is_bad(self, text: str) -> bool:
         """``ftfy.badness.is_bad(text)``, searching only near anchor characters.
@@ -395,12 +395,14 @@ class FtfyFastPath:
         """
         steps = self._steps_no_html if (html_off and self._auto_html) else self._steps
         form = self._normalization
+        findall = self._findall
         fired: set[str] = set()
         text = segment
         while True:
             original = text
-            for name, search, fixer in steps:
-                if search(text) is None:
+            present = set(findall(text))  # the trigger characters in text
+            for name, chars, fixer in steps:
+                if present.isdisjoint(chars):
                     continue
                 if fixer is None:  # the encoding fix, which explains itself
                     if not self._is_bad(text):
@@ -414,7 +416,9 @@ class FtfyFastPath:
                     fixed = fixer(text)
                     if fixed != text:
                         fired.add(name)
-                text = fixed
+                if fixed != text:
+                    text = fixed
+                    present = set(findall(text))
             if form is not None and not text.isascii() and \
                     not unicodedata.is_normalized(form, text):
                 text = unicodedata.normalize(form, text)

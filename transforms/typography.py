@@ -61,8 +61,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import heapq
 import re
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 
 import apache_beam as beam
 import ftfy
@@ -111,7 +112,7 @@ REPEATABLE_NEVER = ("the", "a", "an", "of", "to", "and", "or", "its", "their", "
 MAX_PASSES = 6
 
 _QUOTES = ("straight", "keep")
-_DASHES = ("keep", "ascii")
+_DASH_POLICIES = ("keep", "ascii")
 _NORMALIZATIONS = (None, "NFC", "NFD", "NFKC", "NFKD")
 
 
@@ -168,8 +169,8 @@ class TypographyConfig:
     def __post_init__(self) -> None:
         if self.quotes not in _QUOTES:
             raise ValueError(f"quotes must be one of {_QUOTES}, got {self.quotes!r}")
-        if self.dashes not in _DASHES:
-            raise ValueError(f"dashes must be one of {_DASHES}, got {self.dashes!r}")
+        if self.dashes not in _DASH_POLICIES:
+            raise ValueError(f"dashes must be one of {_DASH_POLICIES}, got {self.dashes!r}")
         if self.normalization not in _NORMALIZATIONS:
             raise ValueError(
                 f"normalization must be one of {_NORMALIZATIONS}, got {self.normalization!r}")
@@ -237,11 +238,26 @@ _LETTER = r"[^\W\d_]"
 # Letters of scripts written with spaces between words (not CJK/kana/fullwidth).
 _SPACED_LETTER = r"[^\W\d_\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003ffff]"
 
-_ZERO_WIDTH_RE = re.compile("[\u200b\u2060\ufeff\u180e]")
-_SOFT_HYPHEN_RE = re.compile("\u00ad")
-_ODD_SPACE_RE = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f]")
-_DASH_RE = re.compile("[\u2010-\u2013\u2212\ufe58\ufe63\uff0d]|[\u2014\u2015]")
-_EM_DASHES = frozenset("\u2014\u2015")
+# The character-level rules: rule -> {character: replacement}. No replacement
+# is a character any of them acts on.
+_ZERO_WIDTH = {char: "" for char in "\u200b\u2060\ufeff\u180e"}
+_SOFT_HYPHEN = {"\u00ad": ""}
+_ODD_SPACES = {char: " " for char in
+               "\u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u202f\u205f"}
+_ASCII_DASHES = {**{char: "-" for char in "\u2010\u2011\u2012\u2013\u2212\ufe58\ufe63\uff0d"},
+           "\u2014": "--", "\u2015": "--"}
+_CHAR_RULES = (("zero_width", _ZERO_WIDTH), ("soft_hyphens", _SOFT_HYPHEN),
+               ("odd_spaces", _ODD_SPACES), ("dashes", _ASCII_DASHES))
+
+
+def _class_of(chars: Iterable[str]) -> re.Pattern[str]:
+    return re.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]")
+
+
+_ZERO_WIDTH_RE = _class_of(_ZERO_WIDTH)
+_SOFT_HYPHEN_RE = _class_of(_SOFT_HYPHEN)
+_ODD_SPACE_RE = _class_of(_ODD_SPACES)
+_DASH_RE = _class_of(_ASCII_DASHES)
 
 # Entity residue: what is left of an entity whose "&" a scraper ate, as a run
 # of tokens ("amp;quot;" was "&amp;quot;", i.e. '"' escaped twice). Decoded
@@ -253,9 +269,11 @@ _EM_DASHES = frozenset("\u2014\u2015")
 #   ("Tom amp; Jerry"); "#038;" (WordPress's "&") counts as unambiguous.
 # Each decision reads only context that no later rule changes, which keeps
 # the rules idempotent.
-_RESIDUE_TOKEN = r"(?:amp|quot|apos|nbsp|#0*39|#x0*27|#0*34|#x0*22|#0*38|#x0*26|#0*160|#x0*a0);"
+_RESIDUE_TOKEN = (r"(?:amp|quot|apos|nbsp|#0{0,3}39|#x0{0,3}27|#0{0,3}34|#x0{0,3}22"
+                  r"|#0{0,3}38|#x0{0,3}26|#0{0,3}160|#x0{0,3}a0);")
 _RESIDUE_RE = re.compile(
-    rf"(?P<glued>(?<={_LETTER}) *(?:(?:amp|#0*38);)*(?:#0*39|#x0*27|apos);(?={_LETTER}))"
+    rf"(?P<glued>(?<={_LETTER}) *(?:(?:amp|#0{{0,3}}38);)*(?:#0{{0,3}}39|#x0{{0,3}}27|apos);"
+    rf"(?={_LETTER}))"
     rf"|(?<![\w&#;])(?P<run>(?:{_RESIDUE_TOKEN})+)"
     r"|(?<![&#;])(?P<wordpress>#038;)"
 )
@@ -263,7 +281,10 @@ _RESIDUE_TOKEN_RE = re.compile(_RESIDUE_TOKEN)
 _RESIDUE_VALUES = {"amp": "&", "quot": '"', "apos": "'", "nbsp": " ", "#38": "&",
                    "#39": "'", "#34": '"', "#160": " ", "#x26": "&", "#x27": "'",
                    "#x22": '"', "#xa0": " "}
-_CAPITAL_AFTER_SPACE_RE = re.compile(r"\s+[^\W\d_]")
+_CAPITAL_AFTER_SPACE_RE = re.compile(r"[ \t]+[^\W\d_]")
+# Every residue match ends with a token; the longest token is 9 characters.
+_RESIDUE_TAIL_RE = re.compile(_RESIDUE_TOKEN + r"\Z")
+_RESIDUE_TAIL_WINDOW = 9
 
 
 def _is_letter(char: str) -> bool:
@@ -301,9 +322,14 @@ def _decode_residue(match: re.Match[str]) -> str:
     return "".join(_RESIDUE_VALUES[t] for t in tokens)
 
 
-_SPACE_RUN_RE = re.compile(" {2,}")
-_MISPLACED_COMMA_RE = re.compile(rf"(?<={_SPACED_LETTER}) +,(?={_SPACED_LETTER})")
-_SPACE_BEFORE_RE = re.compile(r"(?:(?<=[^\W_])|(?<=[\"'\)\]])) +([,.;:!?])(?=[\s\"']|\Z)")
+_SPACE_RUN_RE = re.compile("  +")
+# Both start with a literal space (fast to search); the character before the
+# spaces is checked by the callbacks (a letter or digit, a closing quote or
+# bracket; a letter for the comma), which is the same as a look-behind.
+_MISPLACED_COMMA_RE = re.compile(rf" +,(?={_SPACED_LETTER})")
+_SPACE_BEFORE_RE = re.compile(r" +([,.;:!?])(?=[\s\"']|\Z)")
+_SPACE_BEFORE_AFTER_RE = re.compile(r"[^\W_]|[\"'\)\]]")
+_SPACED_LETTER_RE = re.compile(_SPACED_LETTER)
 _SPACE_AFTER_FIX_RE = re.compile(rf"(?<={_SPACED_LETTER})[,;:!?](?={_SPACED_LETTER})")
 # A URL, e-mail address or entity, matched whole so the fix alternative skips it.
 _PROTECTED = (
@@ -320,15 +346,40 @@ _REPEAT_ALTERNATIVES = "|".join(
     rf"(?i:{word})(?: +{word})+" for word in sorted(REPEATABLE_NEVER, key=len, reverse=True))
 _REPEAT_RE = re.compile(rf"(?<![\w'’\-])(?:{_REPEAT_ALTERNATIVES})(?![\w'’\-])")
 _TRAILING_RE = re.compile(r"[ \t]+(?=\n|\Z)")
-_BLANK_LINES_RE = re.compile(r"\n{3,}")
+_BLANK_LINES_RE = re.compile("\n\n\n+")
+
+
+# Pre-checks for the fast rule layer: each is implied by any match of the rule.
+_SPACE_PUNCT_RE = re.compile(" [,.;:!?]")
+_SPACE_AFTER_CANDIDATE_RE = re.compile(rf"[,;:!?](?={_SPACED_LETTER})")
+# The same, one mark at a time: a literal prefix searches much faster.
+_SPACE_AFTER_CANDIDATES = tuple((mark, re.compile(rf"{re.escape(mark)}(?={_SPACED_LETTER})"))
+                                for mark in ",;:!?")
+# " w w" with a literal-space prefix (fast); the first w in any case.
+_REPEAT_CANDIDATE_RE = re.compile(" (?:" + "|".join(
+    rf"{word}(?<=(?i:{word}) {word})" for word in REPEATABLE_NEVER) + r")(?![\w'’\-])")
 
 
 def _dash_value(match: re.Match[str]) -> str:
-    return "--" if match.group(0) in _EM_DASHES else "-"
+    return _ASCII_DASHES[match.group(0)]
 
 
 def _first_word(match: re.Match[str]) -> str:
     return match.group(0).split(" ", 1)[0]
+
+
+def _space_before(match: re.Match[str]) -> str:
+    start = match.start()
+    if start and _SPACE_BEFORE_AFTER_RE.match(match.string, start - 1):
+        return match.group(1)
+    return match.group(0)
+
+
+def _misplaced_comma(match: re.Match[str]) -> str:
+    start = match.start()
+    if start and _SPACED_LETTER_RE.match(match.string, start - 1):
+        return ", "
+    return match.group(0)
 
 
 def _space_after(match: re.Match[str]) -> str:
@@ -355,56 +406,184 @@ def _sub_counting(sub: Callable[..., str], replace: Callable[[re.Match[str]], st
     return text
 
 
-def _rules_function(config: TypographyConfig) -> Callable[[str, dict[str, int]], str]:
-    """The rule layer: ``(text, counts) -> text``, adding to ``counts``."""
-    non_ascii_subs: list[tuple[str, Any, Any]] = []  # can only fire on non-ASCII text
+_CALLBACKS_THAT_MAY_DECLINE = frozenset(
+    {_decode_residue, _space_after, _space_before, _misplaced_comma})
+
+
+def _rule_steps(config: TypographyConfig) -> list[tuple[str, Any, Any]]:
+    """(count name, compiled pattern, replacement) in application order."""
+    steps: list[tuple[str, Any, Any]] = []
     if config.zero_width:
-        non_ascii_subs.append(("zero_width", _ZERO_WIDTH_RE.subn, ""))
+        steps.append(("zero_width", _ZERO_WIDTH_RE, ""))
     if config.soft_hyphens:
-        non_ascii_subs.append(("soft_hyphens", _SOFT_HYPHEN_RE.subn, ""))
+        steps.append(("soft_hyphens", _SOFT_HYPHEN_RE, ""))
     if config.odd_spaces:
-        non_ascii_subs.append(("odd_spaces", _ODD_SPACE_RE.subn, " "))
+        steps.append(("odd_spaces", _ODD_SPACE_RE, " "))
     if config.dashes == "ascii":
-        non_ascii_subs.append(("dashes", _DASH_RE.subn, _dash_value))
-    subs: list[tuple[str, Any, Any]] = []
+        steps.append(("dashes", _DASH_RE, _dash_value))
+    if config.entity_residue:
+        steps.append(("entity_residue", _RESIDUE_RE, _decode_residue))
     if config.space_runs:
-        subs.append(("space_runs", _SPACE_RUN_RE.subn, " "))
+        steps.append(("space_runs", _SPACE_RUN_RE, " "))
     if config.space_before_punctuation:
-        subs.append(("space_before_punctuation", _SPACE_BEFORE_RE.subn, r"\1"))
-        subs.append(("space_before_punctuation", _MISPLACED_COMMA_RE.subn, ", "))
-    space_after = config.space_after_punctuation
-    late: list[tuple[str, Any, Any]] = []
+        steps.append(("space_before_punctuation", _SPACE_BEFORE_RE, _space_before))
+        steps.append(("space_before_punctuation", _MISPLACED_COMMA_RE, _misplaced_comma))
+    if config.space_after_punctuation:
+        steps.append(("space_after_punctuation", _SPACE_AFTER_RE, _space_after))
     if config.repeated_words:
-        late.append(("repeated_words", _REPEAT_RE.subn, _first_word))
+        steps.append(("repeated_words", _REPEAT_RE, _first_word))
     if config.trailing_whitespace:
-        late.append(("trailing_whitespace", _TRAILING_RE.subn, ""))
+        steps.append(("trailing_whitespace", _TRAILING_RE, ""))
     if config.blank_lines:
-        late.append(("blank_lines", _BLANK_LINES_RE.subn, "\n\n"))
-    residue = config.entity_residue
-    residue_search = _RESIDUE_RE.search
-    residue_sub = _RESIDUE_RE.sub
-    fix_search = _SPACE_AFTER_FIX_RE.search
-    space_after_sub = _SPACE_AFTER_RE.sub
+        steps.append(("blank_lines", _BLANK_LINES_RE, "\n\n"))
+    return steps
+
+
+def _apply_step(pattern: re.Pattern[str], replacement: Any, text: str,
+                counts: dict[str, int], name: str) -> str:
+    """One rule on ``text``; counts only the matches that changed something."""
+    if callable(replacement) and replacement in _CALLBACKS_THAT_MAY_DECLINE:
+        return _sub_counting(pattern.sub, replacement, text, counts, name)
+    text, n = pattern.subn(replacement, text)
+    if n:
+        counts[name] = counts.get(name, 0) + n
+    return text
+
+
+def _plain_rules_function(config: TypographyConfig) -> Callable[[str, dict[str, int]], str]:
+    """Our rules, each applied to the whole text: the reference behaviour."""
+    steps = _rule_steps(config)
 
     def apply_rules(text: str, counts: dict[str, int]) -> str:
-        if not text.isascii():
-            for name, subn, replacement in non_ascii_subs:
-                text, n = subn(replacement, text)
-                if n:
-                    counts[name] = counts.get(name, 0) + n
-        if residue and residue_search(text) is not None:
-            text = _sub_counting(residue_sub, _decode_residue, text, counts, "entity_residue")
-        for name, subn, replacement in subs:
-            text, n = subn(replacement, text)
-            if n:
-                counts[name] = counts.get(name, 0) + n
-        if space_after and fix_search(text) is not None:
-            text = _sub_counting(space_after_sub, _space_after, text, counts,
-                                 "space_after_punctuation")
-        for name, subn, replacement in late:
-            text, n = subn(replacement, text)
-            if n:
-                counts[name] = counts.get(name, 0) + n
+        for name, pattern, replacement in steps:
+            text = _apply_step(pattern, replacement, text, counts, name)
+        return text
+
+    return apply_rules
+
+
+def _candidate_lines(text: str, positions: Iterable[int],
+                     function: Callable[[str], str], tokens: bool = False) -> str:
+    """``text`` with ``function`` applied to each line (with its ``\n``) that
+    contains one of the sorted ``positions``; with ``tokens``, to the span of
+    whitespace-delimited tokens around the position instead (the line when
+    no whitespace is near)."""
+    out: list[str] = []
+    pos = 0
+    for candidate in positions:
+        if candidate < pos:
+            continue
+        start = end = -1
+        if tokens:
+            found = _LAST_SPACE_RE.search(text, max(pos, candidate - _TOKEN_WINDOW), candidate)
+            if found is not None:
+                start = found.end()
+            found = _SPACE_RE.search(text, candidate, candidate + _TOKEN_WINDOW)
+            if found is not None:
+                end = found.start()
+        if start < 0:
+            start = max(pos, text.rfind("\n", 0, candidate) + 1)
+        if end < 0:
+            end = text.find("\n", candidate) + 1 or len(text)
+        out.append(text[pos:start])
+        out.append(function(text[start:end]))
+        pos = end
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)
+
+
+_TOKEN_WINDOW = 80
+_SPACE_RE = re.compile(r"\s")
+_LAST_SPACE_RE = re.compile(r"\s(?=\S*\Z)")
+
+
+def _residue_candidates(text: str) -> Iterator[int]:
+    tail = _RESIDUE_TAIL_RE.search
+    pos = text.find(";")
+    while pos != -1:
+        if tail(text, max(0, pos - _RESIDUE_TAIL_WINDOW + 1), pos + 1) is not None:
+            yield pos
+        pos = text.find(";", pos + 1)
+
+
+def _trailing_candidates(text: str) -> Iterator[int]:
+    """Positions of lines ending in a space or tab, in order."""
+    ends = []
+    for ending in (" \n", "\t\n"):
+        pos = text.find(ending)
+        while pos != -1:
+            ends.append(pos)
+            pos = text.find(ending, pos + 2)
+    if text.endswith((" ", "\t")):
+        ends.append(len(text) - 1)
+    return iter(sorted(ends))
+
+
+def _match_starts(pattern: re.Pattern[str], text: str) -> Iterator[int]:
+    return (match.start() for match in pattern.finditer(text))
+
+
+def _fast_rules_function(config: TypographyConfig) -> Callable[[str, dict[str, int]], str]:
+    """The same rules as :func:`_plain_rules_function`, same results (tests
+    check it), with cheap pre-checks: each rule runs only if a necessary
+    condition for a match holds (a substring, or a regex with a literal
+    prefix), and rules whose matches never cross a line run only on the lines
+    that can match. Every rule's matches stay within one line, and every
+    look-around treats a line's end or start like the ``\n`` next to it.
+    """
+    steps = {name: [] for name in RULES}
+    for name, pattern, replacement in _rule_steps(config):
+        steps[name].append((pattern, replacement))
+    # The character-level rules map single characters to fixed strings that
+    # none of them acts on, so replacing character by character (str.replace,
+    # after a memchr-fast membership test) equals the rules in turn.
+    char_items = tuple((char, name, value) for name, table in _CHAR_RULES
+                       if steps[name] for char, value in table.items())
+    exact_repeat_precheck = config.space_runs  # else pairs may be spaced widely
+
+    def line_function(name: str, counts: dict[str, int]) -> Callable[[str], str]:
+        def apply(line: str) -> str:
+            for pattern, replacement in steps[name]:
+                line = _apply_step(pattern, replacement, line, counts, name)
+            return line
+        return apply
+
+    def apply_rules(text: str, counts: dict[str, int]) -> str:
+        if char_items and not text.isascii():
+            for char, name, value in char_items:
+                if char in text:
+                    counts[name] = counts.get(name, 0) + text.count(char)
+                    text = text.replace(char, value)
+        if steps["entity_residue"] and ";" in text:
+            text = _candidate_lines(text, _residue_candidates(text),
+                                    line_function("entity_residue", counts))
+        if steps["space_runs"] and "  " in text:
+            text = _apply_step(_SPACE_RUN_RE, " ", text, counts, "space_runs")
+        if steps["space_before_punctuation"]:
+            text = _candidate_lines(text, _match_starts(_SPACE_PUNCT_RE, text),
+                                    line_function("space_before_punctuation", counts))
+        if steps["space_after_punctuation"]:
+            found = [_match_starts(candidate_re, text)
+                     for mark, candidate_re in _SPACE_AFTER_CANDIDATES if mark in text]
+            if found:
+                text = _candidate_lines(
+                    text, heapq.merge(*found) if len(found) > 1 else found[0],
+                    line_function("space_after_punctuation", counts), tokens=True)
+        if steps["repeated_words"]:
+            if not exact_repeat_precheck:
+                text = line_function("repeated_words", counts)(text)
+            else:
+                text = _candidate_lines(text, _match_starts(_REPEAT_CANDIDATE_RE, text),
+                                        line_function("repeated_words", counts))
+        if steps["trailing_whitespace"] and (
+                " \n" in text or text.endswith((" ", "\t"))
+                or ("\t" in text and "\t\n" in text)):
+            text = _candidate_lines(text, _trailing_candidates(text),
+                                    line_function("trailing_whitespace", counts))
+        if steps["blank_lines"] and "\n\n\n" in text:
+            text = _apply_step(_BLANK_LINES_RE, "\n\n", text, counts, "blank_lines")
         return text
 
     return apply_rules
@@ -416,15 +595,16 @@ def _rules_function(config: TypographyConfig) -> Callable[[str, dict[str, int]],
 class TypographyNormalizer:
     """Build once, then ``normalize(text) -> (text, counts)`` many times.
 
-    ``reference=True`` runs plain ``ftfy.fix_text`` instead of the fast path
-    (for tests and the benchmark); its counts then hold only our rules.
+    ``reference=True`` runs plain ``ftfy.fix_text`` and our rules applied
+    plainly to the whole text, instead of the fast paths (for tests and the
+    benchmark); its counts then hold only our rules.
     Thread-compatible: it holds only immutable compiled state.
     """
 
     def __init__(self, config: TypographyConfig | None = None, *, reference: bool = False):
         self.config = config if config is not None else TypographyConfig()
         self.reference = reference
-        self._rules = _rules_function(self.config)
+        self._rules = (_plain_rules_function if reference else _fast_rules_function)(self.config)
         self._ftfy: Callable[[str], tuple[str, dict[str, int]]] | None = None
         self._needs_ftfy: Callable[[str], bool] | None = None
         if self.config.ftfy:
