@@ -175,6 +175,14 @@ def test_several_dumps_in_a_row_are_separate_records_one_removal():
     assert counts["removed.var_dump"] == 3
 
 
+def test_error_text_inside_a_dumped_string_belongs_to_the_dump():
+    payload = "Warning: x in /var/www/a.php on line 3"
+    text = P1 + f'\n\nstring({len(payload)}) "{payload}"\n\n' + P2
+    new_text, records, _ = strip_php_leaks(text)
+    assert new_text == P1 + "\n\n" + P2
+    assert [(r["format"], r["value"]) for r in records] == [("var_dump", payload)]
+
+
 def test_trafilatura_collapsed_dump_with_count_mismatch():
     dump = ('array(3) { ["id"]=> int(7) ["title"]=> string(27) "Talks "resume" today" '
             '["tags"]=> array(2) { [0]=> string(1) "a" [1]=> string(1) "b" } }')

@@ -147,7 +147,7 @@ class Leak:
     json_payloads: tuple[Any, ...] = ()
 
 
-# Signatures, in one regex: a clean text costs a single scan.
+# Every signature a dump can start with (anchored matches, see _signatures).
 _DUMP_SIGNATURES = re.compile(rb"""
     (?P<loc>\.php:\d{1,9}:|Command\ line\ code:\d{1,9}:)
   | (?P<vd>&?(?:string\(\d{1,12}\)\ "|array\(\d{1,12}\)(?:\ refcount\(\d{1,12}\)|\ interned)?\ ?\{
@@ -306,11 +306,8 @@ def _find_parsed(data: bytes, config: PhpLeaksConfig) -> tuple[list[Parsed], int
                 leak = scanner.parse_vd(s)
                 if leak is None and data.startswith(b"object(", s):
                     leak = scanner.parse_xdebug_html(s)  # Xdebug HTML: object(C)[H]
-                if leak is not None and _WEAK_VD.match(data, s) and not isinstance(
-                        leak.value, (list, dict)) or (leak is not None and _WEAK_VD.match(data, s)
-                                                      and isinstance(leak.value, dict)
-                                                      and "__enum__" in leak.value):
-                    leak.weak = True
+                if leak is not None and _WEAK_VD.match(data, s):
+                    leak.weak = True  # a bare scalar: judged by its context below
             elif kind == "xh":
                 leak = scanner.parse_xdebug_html(s)
             elif kind == "pr":
@@ -338,7 +335,10 @@ def _find_parsed(data: bytes, config: PhpLeaksConfig) -> tuple[list[Parsed], int
                 pos = s + 1
     except Unresolved:
         unresolved += 1
-    found.sort(key=lambda p: p.start)
+    # An error message can sit inside a dumped string: the dump, which
+    # started first, wins over any leak that overlaps it.
+    found.sort(key=lambda p: (p.start, -p.end))
+    found = _drop_overlaps(found)
     # Bare scalars need line context or a structural leak in their run
     # (leaks separated only by whitespace), e.g. var_dump($a, $b, $c).
     kept: list[Parsed] = []
@@ -358,6 +358,15 @@ def _find_parsed(data: bytes, config: PhpLeaksConfig) -> tuple[list[Parsed], int
             kept.append(leak)
         i = j
     return kept, unresolved
+
+
+def _drop_overlaps(leaks: list[Parsed]) -> list[Parsed]:
+    out: list[Parsed] = []
+    for leak in leaks:
+        if out and leak.start < out[-1].end:
+            continue
+        out.append(leak)
+    return out
 
 
 def _parse_located(scanner: Scanner, data: bytes, m: re.Match, floor: int) -> Parsed | None:
