@@ -470,13 +470,24 @@ Call Stack
 """
 
 
-@pytest.mark.parametrize("error", [XDEBUG_ERROR_TEXT, XDEBUG_ERROR_HTML])
+XDEBUG_ERROR_MARKDOWN = """
+| ( ! ) Warning: Undefined array key "thumb" in /var/www/html/e1.php on line 3 |
+|---|
+| Call Stack |
+| # | Time | Memory | Function | Location |
+| 1 | 0.0001 | 397432 | {main}( ) | .../e1.php:0 |
+| 2 | 0.0001 | 397432 | render_related( $items = [] ) | .../e1.php:5 |
+"""
+
+
+@pytest.mark.parametrize("error", [XDEBUG_ERROR_TEXT, XDEBUG_ERROR_HTML, XDEBUG_ERROR_MARKDOWN])
 def test_xdebug_errors_with_call_stack(error):
     new_text, records, _ = strip_php_leaks(P1 + "\n" + error + "\n" + P2)
     assert new_text == P1 + "\n\n" + P2
     assert records[0]["format"] == "xdebug_error"
     assert records[0]["value"]["message"] == 'Undefined array key "thumb"'
-    assert len(records[0]["value"]["trace"]) == 2
+    trace = records[0]["value"]["trace"]
+    assert len(trace) == 2 and "{main}" in trace[0] and "render_related" in trace[1]
 
 
 # ------------------------------------------------------------------- decoys

@@ -185,7 +185,10 @@ _UNCAUGHT_HEAD = re.compile(rb"Uncaught (?P<msg>[^\n]{0,4000}?) in (?P<file>\S{1
 _TRACE_FRAME = re.compile(rb"\s{0,10}(?P<frame>#\d{1,6} [^\n]{0,4000}?)(?=\s{1,10}(?:#\d{1,6} |thrown\b)|\n)")
 _XD_SECOND = re.compile(
     rb"\s{0,20}(?:\( ! \) )?[\w\\]{1,300}: [^\n]{0,4000}? in \S{1,1000} on line \d{1,9}")
-_XD_CALLSTACK = re.compile(rb"\s{0,20}(?:\*\*)?Call Stack(?:\*\*)?:?[ \t]*(?:\r?\n|\Z)")
+_XD_CALLSTACK = re.compile(
+    rb"(?:[ \t]*\r?\n[ \t]*\|[-| :]{1,200}\|[ \t]*)?"       # a markdown table's |---| row
+    rb"\s{0,20}(?:\|[ \t]*)?(?:\*\*)?Call Stack(?:\*\*)?:?[ \t]*\|?[ \t]*(?:\r?\n|\Z)")
+_TABLE_ROW_END = re.compile(rb"[ \t]*\|[ \t]*(?=\r?\n|\Z)")
 _XD_FRAME_LINE = re.compile(
     rb"[ \t]{0,40}(?:"
     rb"\d{1,4}\.\d{4}[ \t]{1,20}\d{1,12}[ \t]{1,10}\d{1,6}\. [^\n]{0,4000}"      # text mode
@@ -937,8 +940,19 @@ class Scanner:
         return None
 
     def _error_tail(self, start: int, end: int, value: dict, fmt: str) -> Parsed:
-        """Xdebug's second headline and ``Call Stack`` block after an error."""
+        """Xdebug's second headline and ``Call Stack`` block after an error.
+
+        Also the markdown-table form (trafilatura) of Xdebug's HTML error:
+        ``| ( ! ) Warning: … on line 3 |`` rows, ``|---|``, ``| Call Stack |``.
+        """
         b = self.b
+        row = _TABLE_ROW_END.match(b, end)
+        if row is not None:
+            i = start
+            while i > 0 and b[i - 1:i] in (b" ", b"\t"):
+                i -= 1
+            if b[i - 1:i] == b"|" and (i == 1 or b[i - 2:i - 1] in (b"\n", b"\r")):
+                start, end = i - 1, row.end()
         if value["message"].startswith("Uncaught ") and "trace" not in value:
             s = _XD_SECOND.match(b, end)
             if s is not None and b"\n" in b[end:s.end()] and b"Call Stack" in b[s.end():s.end() + 40]:
@@ -959,9 +973,14 @@ class Scanner:
                 end = q
                 while end > 0 and b[end - 1:end] in (b"\n", b"\r", b" ", b"\t"):
                     end -= 1
-                value = dict(value, trace=[f for f in frames if "TimeMemory" not in f])
+                value = dict(value, trace=[f for f in frames if not _is_stack_header(f)])
                 fmt = "xdebug_error"
         return Parsed(start, end, fmt, value, None, [])
+
+
+def _is_stack_header(row: str) -> bool:
+    """The ``#TimeMemoryFunctionLocation`` / ``| # | Time | ...`` / ``|---|`` rows."""
+    return ("Time" in row and "Memory" in row and "Function" in row) or not row.strip("|-: ")
 
 
 def str_digits(b: bytes, end: int) -> bytes:
