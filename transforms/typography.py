@@ -327,7 +327,7 @@ _SPACE_RUN_RE = re.compile("  +")
 # spaces is checked by the callbacks (a letter or digit, a closing quote or
 # bracket; a letter for the comma), which is the same as a look-behind.
 _MISPLACED_COMMA_RE = re.compile(rf" +,(?={_SPACED_LETTER})")
-_SPACE_BEFORE_RE = re.compile(r" +([,.;:!?])(?=[\s\"']|\Z)")
+_SPACE_BEFORE_RE = re.compile(r" +([,.;:]|[!?]+)(?=[\s\"']|\Z)")
 _SPACE_BEFORE_AFTER_RE = re.compile(r"[^\W_]|[\"'\)\]]")
 _SPACED_LETTER_RE = re.compile(_SPACED_LETTER)
 _SPACE_AFTER_FIX_RE = re.compile(rf"(?<={_SPACED_LETTER})[,;:!?](?={_SPACED_LETTER})")
