@@ -1,0 +1,273 @@
+"""The typography stage against ftfy: ftfy's own JSON test cases, the fast
+path's derivations, a differential test on a large generated corpus (and
+hypothesis), idempotence, and what no rule may change."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import unicodedata
+from pathlib import Path
+
+import ftfy
+import pytest
+from ftfy import badness, chardata
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from transforms import _typography_ftfy as fast
+from transforms._typography_corpus import mixed_corpus, mojibake, news_corpus
+from transforms._typography_ftfy import FtfyFastPath, reference_fix
+from transforms.typography import (
+    PROFILES,
+    TypographyConfig,
+    TypographyNormalizer,
+    _fast_rules_function,
+    _plain_rules_function,
+    normalize_text,
+)
+
+DATA = Path(__file__).parent / "data" / "ftfy"
+CASES = [(path.stem, case) for path in sorted(DATA.glob("*.json"))
+         for case in json.loads(path.read_text(encoding="utf-8"))]
+PASSING = [pytest.param(case, id=f"{name}:{case['label']}") for name, case in CASES
+           if case["expect"] == "pass"]
+FAILING = [pytest.param(case, id=f"{name}:{case['label']}") for name, case in CASES
+           if case["expect"] == "fail"]
+
+FTFY_DEFAULT = PROFILES["ftfy-default"]
+# ftfy's test "asks for the encoding fix a different way, by disabling all the
+# other steps in the config object"; the same configuration in our terms:
+ENCODING_ONLY = TypographyConfig.from_profile(
+    "ftfy-default", unescape_html=False, remove_terminal_escapes=False, fold_width=False,
+    fix_latin_ligatures=False, quotes="keep", fix_line_breaks=False, fix_surrogates=False,
+    remove_control_chars=False, normalization=None)
+
+# Configurations the differential tests cover (ftfy options x our rules).
+CONFIGS = {
+    **PROFILES,
+    "encoding-only": ENCODING_ONLY,
+    "html-nfkc-width-dashes": TypographyConfig(unescape_html=True, normalization="NFKC",
+                                               fold_width=True, dashes="ascii"),
+    "nfd-no-encoding": TypographyConfig(fix_encoding=False, normalization="NFD"),
+    "no-html-no-linebreaks": TypographyConfig(unescape_html=False, fix_line_breaks=False),
+    "short-segments": TypographyConfig(max_decode_length=7),
+}
+
+
+def test_ftfy_version_is_the_one_the_fast_path_was_checked_against():
+    # The fast path mirrors fix_and_explain's step order; re-check on upgrade.
+    assert ftfy.__version__ == "6.3.1"
+
+
+def test_case_files_are_ftfys_and_well_formed():
+    assert {path.name for path in DATA.iterdir()} >= {
+        "LICENSE.txt", "README.md", "NOTE.md", "in-the-wild.json", "known-failures.json",
+        "language-names.json", "negative.json", "synthetic.json"}
+    assert len(CASES) == 161 and all(case["expect"] in ("pass", "fail") for _, case in CASES)
+
+
+@pytest.mark.parametrize("case", PASSING)
+def test_ftfy_case_passes_through_the_stage(case):
+    original, fixed = case["original"], case["fixed"]
+    assert normalize_text(original, FTFY_DEFAULT)[0] == fixed
+    assert normalize_text(original, ENCODING_ONLY)[0] == case.get("fixed-encoding", fixed)
+    # "with an extra layer of badness"
+    extra_bad = original.encode("utf-8").decode("latin-1")
+    assert normalize_text(extra_bad, FTFY_DEFAULT)[0] == fixed
+
+
+@pytest.mark.parametrize("case", FAILING)
+def test_ftfy_known_failure_fails_as_in_ftfy(case):
+    # ftfy marks these xfail(strict=True): its encoding fix does not reach
+    # the expected text. Ours must behave identically.
+    original = case["original"]
+    ours = normalize_text(original, ENCODING_ONLY)[0]
+    assert ours != case.get("fixed-encoding", case["fixed"])
+    assert ours == ftfy.fix_encoding(original)
+
+
+# --- the fast path's derivations ---------------------------------------------
+
+
+def _all_code_points():
+    return (chr(code) for code in range(sys.maxunicode + 1))
+
+
+def test_single_character_fixers_act_only_on_their_trigger_characters():
+    # Probe every code point: a fixer that changes a character alone must list it.
+    for name in fast._FIXER_ORDER:  # pylint: disable=protected-access
+        fixer = ftfy.FIXERS[name]
+        listed = fast._fixer_chars(name)  # pylint: disable=protected-access
+        acting = {char for char in _all_code_points() if fixer(char) != char}
+        assert acting <= listed, (name, sorted(acting - listed)[:10])
+
+
+def test_unescape_and_terminal_escapes_need_their_literal():
+    assert fast._first_literal(chardata.HTML_ENTITY_RE) == "&"  # pylint: disable=protected-access
+    assert fast._first_literal(ftfy.fixes.ANSI_RE) == "\x1b"  # pylint: disable=protected-access
+
+
+def test_badness_needs_an_anchor_character():
+    anchors = fast.badness_anchor_chars()
+    assert not any(ord(char) < 0x80 for char in anchors)
+    # Every two- and three-character string of non-anchors from the
+    # characters the pattern mentions is not bad.
+    mentioned = set(re.sub(r"\\.|[\[\]|(){}?*+^$]", "", badness.BADNESS_RE.pattern))
+    others = sorted((mentioned - anchors) | set(" \n\tazAZ09.,'\"\u00a0\u2019\u2013\u2014\u2026"))
+    for a in others:
+        for b in others:
+            assert not badness.is_bad(a + b), repr(a + b)
+            assert not badness.is_bad(a + b + a), repr(a + b + a)
+
+
+def test_windowed_is_bad_equals_is_bad():
+    path = FtfyFastPath(ftfy.TextFixerConfig())
+    samples = [case["original"] for _, case in CASES] + mixed_corpus(400, seed=7)
+    for text in samples:
+        for line in text.splitlines(True) or [text]:
+            assert path._is_bad(line) == badness.is_bad(line), repr(line)  # pylint: disable=protected-access
+
+
+def test_nonstandard_encoding_suboptions_are_refused():
+    with pytest.raises(ValueError):
+        FtfyFastPath(ftfy.TextFixerConfig(restore_byte_a0=False))
+
+
+# --- differential: fast path == plain ftfy + plain rules, byte for byte ----------
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    docs = mixed_corpus(700, seed=11) + news_corpus(60, seed=12)
+    docs += [case["original"] for _, case in CASES]
+    docs += ["<p>&amp; then</p>\n&amp; later", "&amp;\n<\n&amp;", "e\n\u0301x", "\r\n\r", ""]
+    return docs
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_fast_ftfy_equals_ftfy_fix_text(name, corpus):
+    corpus = corpus[:200] if name == "short-segments" else corpus  # slow in ftfy itself
+    ftfy_config = CONFIGS[name].ftfy_config()
+    path = FtfyFastPath(ftfy_config)
+    for text in corpus:
+        assert path.fix(text)[0] == reference_fix(text, ftfy_config), repr(text)[:300]
+        if path.fix(text)[0] != text:
+            assert path.needs_ftfy(text)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_stage_equals_plain_ftfy_plus_plain_rules(name, corpus):
+    corpus = corpus[:200] if name == "short-segments" else corpus
+    fast_normalizer = TypographyNormalizer(CONFIGS[name])
+    reference = TypographyNormalizer(CONFIGS[name], reference=True)
+    for text in corpus:
+        ours, counts = fast_normalizer.normalize(text)
+        theirs, reference_counts = reference.normalize(text)
+        assert ours == theirs, repr(text)[:300]
+        assert {k: v for k, v in counts.items() if not k.startswith("ftfy_")} == reference_counts
+
+
+@pytest.mark.parametrize("name", ["news", "conservative", "html-nfkc-width-dashes"])
+def test_fast_rules_equal_plain_rules(name, corpus):
+    fast_rules = _fast_rules_function(CONFIGS[name])
+    plain_rules = _plain_rules_function(CONFIGS[name])
+    for text in corpus:
+        fast_counts: dict[str, int] = {}
+        plain_counts: dict[str, int] = {}
+        assert fast_rules(text, fast_counts) == plain_rules(text, plain_counts), repr(text)[:300]
+        assert fast_counts == plain_counts
+
+
+ALPHABET = st.sampled_from(list(
+    "aeT th,.;:!?&#'\" \n\r\t\u00a0\u200b\u00ad\u2019\u201c\u2013\u2014\u0301\u00e9\u00c3\u00a9\u00e2\u20ac"
+    "\u0645\u4e2d\u0416\U0001f600\x00\x1b\x85\x92\ufb01\uff21") + [
+    "the ", "The ", "a ", "amp;", "quot;", "#39;", "nbsp;", "&amp;", "<p>", "http://x.y/a,b",
+    "j@x.io", "1,000", "13:18", "U.S.", "...", "\u00c3\u00a9", "\u00e2\u20ac\u2122", "\r\n"])
+TEXTS = st.lists(ALPHABET, max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TEXTS, st.sampled_from(sorted(CONFIGS)))
+def test_hypothesis_differential(text, name):
+    config = CONFIGS[name]
+    assert FtfyFastPath(config.ftfy_config()).fix(text)[0] == reference_fix(text, config.ftfy_config())
+    assert TypographyNormalizer(config).normalize(text)[0] == \
+        TypographyNormalizer(config, reference=True).normalize(text)[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=30))
+def test_hypothesis_differential_any_unicode(text):
+    for name in ("news", "ftfy-default"):
+        config = CONFIGS[name]
+        assert TypographyNormalizer(config).normalize(text)[0] == \
+            TypographyNormalizer(config, reference=True).normalize(text)[0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(TEXTS, st.integers(min_value=1, max_value=2), st.randoms(use_true_random=False))
+def test_hypothesis_mojibake_layers(text, layers, rng):
+    broken = mojibake(text, rng, layers)
+    config = CONFIGS["news"]
+    assert TypographyNormalizer(config).normalize(broken)[0] == \
+        TypographyNormalizer(config, reference=True).normalize(broken)[0]
+
+
+# --- properties ------------------------------------------------------------------
+
+IDEMPOTENT_CONFIGS = sorted(set(CONFIGS) - {"short-segments"})  # 7-char segments cut mojibake
+
+
+@pytest.mark.parametrize("name", IDEMPOTENT_CONFIGS)
+def test_idempotent_on_corpus(name, corpus):
+    normalizer = TypographyNormalizer(CONFIGS[name])
+    for text in corpus:
+        once = normalizer.normalize(text)[0]
+        assert normalizer.normalize(once) == (once, {}), repr(text)[:300]
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXTS, st.sampled_from(IDEMPOTENT_CONFIGS))
+def test_hypothesis_idempotent(text, name):
+    normalizer = TypographyNormalizer(CONFIGS[name])
+    once = normalizer.normalize(text)[0]
+    assert normalizer.normalize(once)[0] == once
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXTS)
+def test_rules_alone_are_idempotent(text):
+    rules = _fast_rules_function(CONFIGS["html-nfkc-width-dashes"])
+    once = rules(text, {})
+    assert rules(once, {}) == once
+
+
+PROTECTED = [
+    "1,000", "1,000,000", "3.5", "0.25", "13:18:15", "13:18", "2017-07-16",
+    "http://example.com/a,b?x=1;y=2", "https://www.example.org/path:to!x?y=z",
+    "www.example.org/a,b", "john.doe@example.com", "mailto:press@example.org",
+    "U.S.", "e.g.", "i.e.", "U.K.-based", "...", "\u2026",
+]
+CONTEXT = st.sampled_from(["", " ", "said ", "Arabia,Qatar ", "the the ", "\u00a0", " ,", "(", "\n"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(CONTEXT, st.sampled_from(PROTECTED), st.sampled_from([" ", ". ", ", ", "\n", ""]), CONTEXT)
+def test_no_rule_changes_numbers_urls_emails_times(before, token, after, tail):
+    text = before + token + after + tail
+    fixed = normalize_text(text, TypographyConfig.from_profile("news", dashes="ascii"))[0]
+    if token == "\u2026":
+        token = "..."  # NFC keeps it; only NFKC would expand the ellipsis
+        assert "\u2026" in fixed
+        return
+    assert token in fixed, (text, fixed)
+
+
+def test_nfc_is_line_local():
+    # The fast path's whole-text is_normalized shortcut relies on this.
+    for text in ["e\n\u0301", "\u1100\n\u1161", "a\u0328\n\u0301b"]:
+        for form in ("NFC", "NFD", "NFKC", "NFKD"):
+            whole = unicodedata.normalize(form, text)
+            parts = "".join(unicodedata.normalize(form, part) for part in text.splitlines(True))
+            assert whole == parts
