@@ -338,7 +338,9 @@ _PROTECTED = (
     r"|\b(?:mailto|news|urn|tel|sms|xmpp|sip|magnet|javascript|data):\S*"
     r"|(?<![^\s(<\"'\[])[^\s@(<\"'\[]+@[^\s@]+"
     # an entity ftfy left alone (HTML context) or entity residue
-    r"|&#?[0-9a-z]{1,24};|\b(?:amp|quot|apos|nbsp|lt|gt);)"
+    r"|&#?[0-9a-z]{1,24};|\b(?:amp|quot|apos|nbsp|lt|gt);"
+    # a semicolon that ends an entity residue token right before another one
+    rf"|;(?={_RESIDUE_TOKEN}))"
 )
 _SPACE_AFTER_RE = re.compile(
     rf"(?P<skip>{_PROTECTED})|(?<={_SPACED_LETTER})(?P<fix>[,;:!?])(?={_SPACED_LETTER})")
