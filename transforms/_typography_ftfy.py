@@ -398,9 +398,9 @@ class FtfyFastPath:
         findall = self._findall
         fired: set[str] = set()
         text = segment
+        present = set(findall(text))  # the trigger characters in text
         while True:
             original = text
-            present = set(findall(text))  # the trigger characters in text
             for name, chars, fixer in steps:
                 if present.isdisjoint(chars):
                     continue
@@ -423,8 +423,12 @@ class FtfyFastPath:
                     not unicodedata.is_normalized(form, text):
                 text = unicodedata.normalize(form, text)
                 fired.add("ftfy_normalization")
+                present = set(findall(text))
             if text == original:
                 break
+            if not present and (form is None or text.isascii()
+                                or unicodedata.is_normalized(form, text)):
+                break  # the next pass would skip every step: fix_and_explain's end
         if text != segment:
             for name in fired:
                 counts[name] = counts.get(name, 0) + 1

@@ -353,6 +353,8 @@ _BLANK_LINES_RE = re.compile("\n\n\n+")
 
 # Pre-checks for the fast rule layer: each is implied by any match of the rule.
 _SPACE_PUNCT_RE = re.compile(" [,.;:!?]")
+# A space before a space, a newline or punctuation (the character captured).
+_SPACE_LED_RE = re.compile(" (?=([ \n,.;:!?]))")
 _SPACE_AFTER_CANDIDATE_RE = re.compile(rf"[,;:!?](?={_SPACED_LETTER})")
 # The same, one mark at a time: a literal prefix searches much faster.
 _SPACE_AFTER_CANDIDATES = tuple((mark, re.compile(rf"{re.escape(mark)}(?={_SPACED_LETTER})"))
@@ -561,11 +563,15 @@ def _fast_rules_function(config: TypographyConfig) -> Callable[[str, dict[str, i
         if steps["entity_residue"] and ";" in text:
             text = _candidate_lines(text, _residue_candidates(text),
                                     line_function("entity_residue", counts))
-        if steps["space_runs"] and "  " in text:
-            text = _apply_step(_SPACE_RUN_RE, " ", text, counts, "space_runs")
-        if steps["space_before_punctuation"]:
-            text = _candidate_lines(text, _match_starts(_SPACE_PUNCT_RE, text),
-                                    line_function("space_before_punctuation", counts))
+        # One scan (literal-space prefix) for the candidates of three
+        # space-led rules; none of the rules in between makes new ones.
+        kinds = {match.group(1) for match in _SPACE_LED_RE.finditer(text)}
+        if kinds:
+            if " " in kinds and steps["space_runs"]:
+                text = _apply_step(_SPACE_RUN_RE, " ", text, counts, "space_runs")
+            if steps["space_before_punctuation"] and not kinds <= {" ", "\n"}:
+                text = _candidate_lines(text, _match_starts(_SPACE_PUNCT_RE, text),
+                                        line_function("space_before_punctuation", counts))
         if steps["space_after_punctuation"]:
             found = [_match_starts(candidate_re, text)
                      for mark, candidate_re in _SPACE_AFTER_CANDIDATES if mark in text]
@@ -580,10 +586,14 @@ def _fast_rules_function(config: TypographyConfig) -> Callable[[str, dict[str, i
                 text = _candidate_lines(text, _match_starts(_REPEAT_CANDIDATE_RE, text),
                                         line_function("repeated_words", counts))
         if steps["trailing_whitespace"] and (
-                " \n" in text or text.endswith((" ", "\t"))
+                "\n" in kinds or text.endswith((" ", "\t"))
                 or ("\t" in text and "\t\n" in text)):
-            text = _candidate_lines(text, _trailing_candidates(text),
-                                    line_function("trailing_whitespace", counts))
+            lines = text.split("\n")
+            stripped = [line.rstrip(" \t") for line in lines]
+            n = sum(len(a) != len(b) for a, b in zip(lines, stripped))
+            if n:
+                counts["trailing_whitespace"] = counts.get("trailing_whitespace", 0) + n
+                text = "\n".join(stripped)
         if steps["blank_lines"] and "\n\n\n" in text:
             text = _apply_step(_BLANK_LINES_RE, "\n\n", text, counts, "blank_lines")
         return text
