@@ -353,14 +353,24 @@ class FtfyFastPath:
     def fix(self, text: str) -> tuple[str, dict[str, int]]:
         """The text ``ftfy.fix_text`` returns, and per-fixer counts of the
         segments it changed (names in :data:`FTFY_COUNT_NAMES`)."""
+        fixed, counts, _ = self.fix_with_state(text)
+        return fixed, counts
+
+    def fix_with_state(self, text: str) -> tuple[str, dict[str, int], bool]:
+        """:meth:`fix`, and whether ``text`` was clean: no trigger character,
+        normalised, no longer than ``max_decode_length``."""
         if not text:
-            return text, {}
+            return text, {}, True
         search = self._search
         first = search(text)
         normalized = (self._normalization is None or text.isascii()
                       or unicodedata.is_normalized(self._normalization, text))
         if first is None and normalized and len(text) <= self._max_length:
-            return text, {}
+            return text, {}, True
+        return (*self._fix_dirty(text, first, normalized), False)
+
+    def _fix_dirty(self, text: str, first, normalized: bool) -> tuple[str, dict[str, int]]:
+        search = self._search
         counts: dict[str, int] = {}
         lt_pos = text.find("<") if self._auto_html else -1
         out: list[str] = []

@@ -111,6 +111,10 @@ REPEATABLE_NEVER = ("the", "a", "an", "of", "to", "and", "or", "its", "their", "
 
 MAX_PASSES = 6
 
+# Rules whose edits can give ftfy something new to do (deleted characters can
+# join mojibake or a base letter and a combining mark; residue makes "&").
+_MAY_WAKE_FTFY = frozenset({"zero_width", "soft_hyphens", "entity_residue"})
+
 _QUOTES = ("straight", "keep")
 _DASH_POLICIES = ("keep", "ascii")
 _NORMALIZATIONS = (None, "NFC", "NFD", "NFKC", "NFKD")
@@ -623,6 +627,8 @@ class TypographyNormalizer:
             ftfy_config = self.config.ftfy_config()
             fast = FtfyFastPath(ftfy_config)
             self._needs_ftfy = fast.needs_ftfy
+            self._fast_fix_with_state = fast.fix_with_state
+            self._max_length = ftfy_config.max_decode_length
             if reference:
                 self._ftfy = functools.partial(_reference_ftfy, config=ftfy_config)
             else:
@@ -642,11 +648,28 @@ class TypographyNormalizer:
         # removed zero-width character can join mojibake) is idempotent.
         # Our rules are (tests check it), so the check after a pass is only
         # "would ftfy change this?", cheap with the fast path.
+        if not self.reference:
+            # Shortcut of the first pass: when ftfy found nothing to act on
+            # (no trigger character, normalised) and our rules only edited
+            # ASCII spaces, punctuation and words or replaced odd spaces and
+            # dashes by ASCII, the result has no trigger character and is
+            # still normalised (nothing they add or remove composes), so ftfy
+            # would leave it alone: no need to look again.
+            fixed, ftfy_counts, clean = self._fast_fix_with_state(text)
+            counts.update(ftfy_counts)
+            if clean:
+                text = rules(fixed, counts)
+                if not (counts.keys() & _MAY_WAKE_FTFY) and len(text) <= self._max_length:
+                    return text, counts
+            else:
+                text = rules(fixed, counts)
+            if not self._needs_ftfy(text):
+                return text, counts
         for passes in range(MAX_PASSES):
             fixed, ftfy_counts = ftfy_fix(text)
             for name, n in ftfy_counts.items():
                 counts[name] = counts.get(name, 0) + n
-            if passes and fixed == text:  # text is already rules' output
+            if (passes or not self.reference) and fixed == text:  # rules' output
                 return text, counts
             text = rules(fixed, counts)
             if not self.reference and not self._needs_ftfy(text):
