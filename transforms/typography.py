@@ -569,12 +569,17 @@ def _fast_rules_function(config: TypographyConfig) -> Callable[[str, dict[str, i
                                     line_function("entity_residue", counts))
         # One scan (literal-space prefix) for the candidates of three
         # space-led rules; none of the rules in between makes new ones.
-        kinds = {match.group(1) for match in _SPACE_LED_RE.finditer(text)}
+        led = [(match.start(), match.group(1)) for match in _SPACE_LED_RE.finditer(text)]
+        kinds = {kind for _, kind in led}
         if kinds:
+            before = text
             if " " in kinds and steps["space_runs"]:
                 text = _apply_step(_SPACE_RUN_RE, " ", text, counts, "space_runs")
             if steps["space_before_punctuation"] and not kinds <= {" ", "\n"}:
-                text = _candidate_lines(text, _match_starts(_SPACE_PUNCT_RE, text),
+                # The scan's positions hold while space_runs changed nothing.
+                positions = ((pos for pos, kind in led if kind not in " \n")
+                             if text is before else _match_starts(_SPACE_PUNCT_RE, text))
+                text = _candidate_lines(text, positions,
                                         line_function("space_before_punctuation", counts))
         if steps["space_after_punctuation"]:
             found = [_match_starts(candidate_re, text)
