@@ -357,8 +357,9 @@ class FtfyFastPath:
         return fixed, counts
 
     def fix_with_state(self, text: str) -> tuple[str, dict[str, int], bool]:
-        """:meth:`fix`, and whether ``text`` was clean: no trigger character,
-        normalised, no longer than ``max_decode_length``."""
+        """:meth:`fix`, and whether the result is clean: no trigger character,
+        normalised, no longer than ``max_decode_length`` (so ``fix`` of it
+        would return it unchanged)."""
         if not text:
             return text, {}, True
         search = self._search
@@ -367,11 +368,15 @@ class FtfyFastPath:
                       or unicodedata.is_normalized(self._normalization, text))
         if first is None and normalized and len(text) <= self._max_length:
             return text, {}, True
-        return (*self._fix_dirty(text, first, normalized), False)
+        return self._fix_dirty(text, first, normalized)
 
-    def _fix_dirty(self, text: str, first, normalized: bool) -> tuple[str, dict[str, int]]:
+    def _fix_dirty(self, text: str, first, normalized: bool) -> tuple[str, dict[str, int], bool]:
+        """The segment walk; the flag says whether the *result* is clean (no
+        trigger left in any fixed line, all lines normalised), which the
+        jump path knows for free."""
         search = self._search
         counts: dict[str, int] = {}
+        unclean: list[bool] = []
         lt_pos = text.find("<") if self._auto_html else -1
         out: list[str] = []
         if normalized and len(text) <= self._max_length:
@@ -384,11 +389,12 @@ class FtfyFastPath:
                 if start > pos:
                     out.append(text[pos:start])
                 out.append(self._fix_segment(text[start:end], lt_pos != -1 and lt_pos < end,
-                                             counts))
+                                             counts, unclean))
                 pos = end
                 match = search(text, pos)
             out.append(text[pos:])
-            return "".join(out), counts
+            fixed = "".join(out)
+            return fixed, counts, not unclean and len(fixed) <= self._max_length
         # General case: walk the segments exactly as ftfy.fix_text does.
         pos = 0
         length = len(text)
@@ -403,11 +409,13 @@ class FtfyFastPath:
                     or unicodedata.is_normalized(form, segment)):
                 out.append(segment)
             else:
-                out.append(self._fix_segment(segment, lt_pos != -1 and lt_pos < end, counts))
+                out.append(self._fix_segment(segment, lt_pos != -1 and lt_pos < end, counts,
+                                             unclean))
             pos = end
-        return "".join(out), counts
+        return "".join(out), counts, False
 
-    def _fix_segment(self, segment: str, html_off: bool, counts: dict[str, int]) -> str:
+    def _fix_segment(self, segment: str, html_off: bool, counts: dict[str, int],
+                     unclean: list[bool]) -> str:
         """``ftfy.fix_and_explain(segment, config).text``, step for step.
 
         The same loop and the same fixer functions in the same order as
@@ -453,4 +461,6 @@ class FtfyFastPath:
         if text != segment:
             for name in fired:
                 counts[name] = counts.get(name, 0) + 1
+        if present:  # the last pass saw triggers (and fixed nothing more)
+            unclean.append(True)
         return text

@@ -654,8 +654,8 @@ class TypographyNormalizer:
         # Our rules are (tests check it), so the check after a pass is only
         # "would ftfy change this?", cheap with the fast path.
         if not self.reference:
-            # Shortcut of the first pass: when ftfy found nothing to act on
-            # (no trigger character, normalised) and our rules only edited
+            # Shortcut of the first pass: when ftfy's result has nothing for
+            # ftfy to act on (no trigger character, normalised) and our rules only edited
             # ASCII spaces, punctuation and words or replaced odd spaces and
             # dashes by ASCII, the result has no trigger character and is
             # still normalised (nothing they add or remove composes), so ftfy
