@@ -205,7 +205,9 @@ class RelatedLinksConfig:
     Attributes:
       base_url: absolute URL that relative ``url``/``image`` values are
         resolved against (``urljoin``); when unset, the document's own
-        ``url`` is used if it is absolute, else no ``*_absolute`` value.
+        ``url`` is used if it is absolute, else relative links get no
+        ``*_absolute`` value. Links that are already absolute are their own
+        ``*_absolute`` value.
       min_link_fraction: share of a list's elements that must be link
         records for the list to count (0 < f <= 1).
       max_depth: how deep nested arrays/objects/JSON strings are searched (1..100).
@@ -551,7 +553,11 @@ def _text(value: Any) -> str | None:
 
 
 def _absolute(base: str | None, value: str | None) -> str | None:
-    if base is None or value is None:
+    if value is None:
+        return None
+    if _is_absolute(value):
+        return value  # already absolute: usable without any base
+    if base is None:
         return None
     try:
         return urljoin(base, value)

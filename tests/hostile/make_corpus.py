@@ -88,8 +88,12 @@ def write_large(out: pathlib.Path) -> None:
     (out / "ten-megabytes.txt").write_bytes((paragraph * (10_000_000 // len(paragraph) + 1)).encode())
     (out / "one-long-line.txt").write_bytes(("word " * 200_000).encode())
     (out / "string-fragments.txt").write_bytes((PROSE + ' string(5) "ab') .encode() * 1 + b'string(' * 100_000)
+    # 10k levels as extractors collapse them onto one line (indented, 10k
+    # levels would be ~100 MB of spaces); 1k levels in var_dump's own layout.
     (out / "deep-nesting.txt").write_bytes(
-        (PROSE + "\n" + "".join("  " * i + f"array(1) {{\n{'  ' * i}  [0]=>\n" for i in range(10_000))).encode())
+        (PROSE + "\n" + "array(1) { [0]=> " * 10_000 + "\n\n" + PROSE).encode())
+    (out / "deep-nesting-indented.txt").write_bytes(
+        (PROSE + "\n" + "".join("  " * i + f"array(1) {{\n{'  ' * i}  [0]=>\n" for i in range(1_000))).encode())
     (out / "print-r-unterminated.txt").write_bytes((PROSE + "\nArray\n(\n" + "    [k] => v\n" * 50_000).encode())
 
 
