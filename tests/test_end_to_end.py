@@ -209,3 +209,19 @@ def test_hostile_records_never_crash_and_are_accounted(tmp_path):
     assert reasons == {"2": "invalid_json", "3": "not_an_object", "4": "missing_text_field", "5": "text_not_a_string"}
     assert report["dead_letter_reasons"] == {
         "read:invalid_json": 1, "read:missing_text_field": 1, "read:not_an_object": 1, "read:text_not_a_string": 1}
+
+
+@pytest.mark.slow
+def test_input_order_does_not_change_outputs(sample_run, tmp_path):
+    out = tmp_path / "reordered"
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        # The same files named in another order, one of them twice.
+        assert newswash("run", "--input", "samples/articles.jsonl", "--input", "samples/01*",
+                        "--input", "samples/00*", "--input", "samples/*", "--output", str(out),
+                        "--num-shards", "3") == 0
+    finally:
+        os.chdir(cwd)
+    for name in OUTPUTS:
+        assert sorted_lines(sample_run / name) == sorted_lines(out / name), name
