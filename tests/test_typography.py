@@ -70,6 +70,7 @@ GOLDEN = [
     ("AT#038;T", "AT&T", {"entity_residue": 1}),
     ("amp;quot;x", '"x', {"entity_residue": 1}),
     ("issue #39; it and the amp; it", "issue #39; it and the amp; it", {}),
+    ("a#39;quot; x;quot;", "a#39;quot; x;quot;", {}),  # part of a run: left alone
     ("line one  \nline two\t\nend ", "line one\nline two\nend", {"trailing_whitespace": 3}),
     ("a\n\n\n\nb\n\n\nc\n\nd", "a\n\nb\n\nc\n\nd", {"blank_lines": 2}),
     ("is the the first", "is the first", {"repeated_words": 1}),

@@ -277,7 +277,7 @@ _RESIDUE_TOKEN = (r"(?:amp|quot|apos|nbsp|#0{0,3}39|#x0{0,3}27|#0{0,3}34|#x0{0,3
                   r"|#0{0,3}38|#x0{0,3}26|#0{0,3}160|#x0{0,3}a0);")
 _RESIDUE_RE = re.compile(
     rf"(?P<glued>(?<={_LETTER}) *(?:(?:amp|#0{{0,3}}38);)*(?:#0{{0,3}}39|#x0{{0,3}}27|apos);"
-    rf"(?={_LETTER}))"
+    rf"(?={_LETTER})(?!{_RESIDUE_TOKEN}))"
     rf"|(?<![\w&#;])(?P<run>(?:{_RESIDUE_TOKEN})+)"
     r"|(?<![&#;])(?P<wordpress>#038;)"
 )
