@@ -1,37 +1,47 @@
 """A fast path in front of ``ftfy.fix_text`` that gives byte-identical results.
 
-``ftfy.fix_text`` cuts the text into segments (lines, each with its ``\\n``,
+``ftfy.fix_text`` cuts the text into segments (lines, each with its ``\n``,
 and at most ``max_decode_length`` code points) and runs ``fix_and_explain`` on
 each one: about ten regex and translate passes plus the mojibake heuristic per
-line, in Python. Most lines of real news need none of it.
+line, in Python, repeated until a pass changes nothing. Most lines of real
+news need none of it.
 
-:class:`FtfyFastPath` decides per segment whether ``fix_and_explain`` could
-change it, and calls ftfy only for segments where it could. The decision is
-exact in one direction (it never skips a segment ftfy would change), which is
-all byte-identity needs. Why a skipped segment is unchanged by ftfy:
+:class:`FtfyFastPath` reproduces ``fix_text`` exactly, doing only the work
+that can change something:
 
-- every ftfy fixer except normalisation and the encoding fix acts on a known
-  set of characters (a regex whose first item is a literal, or a translate
-  table). Those sets are read from ftfy's own tables here, at construction;
+- a text with no *trigger character* that is already normalised is returned
+  as it is, after one regex scan and one ``unicodedata.is_normalized`` call;
+- otherwise only the lines that contain a trigger character are processed
+  (the others are copied), and on those lines ``fix_and_explain``'s loop is
+  replayed step for step with ftfy's own fixer functions, in ftfy's order,
+  skipping each fixer whose trigger characters are absent from the current
+  text (where it would be a no-op).
+
+The trigger characters are derived here, at construction, from ftfy's own
+tables and patterns, never typed in by hand (tests probe every code point):
+
+- every fixer except normalisation and the encoding fix acts on a known set
+  of characters: a regex that is one character class or starts with a literal
+  (``&`` for entities, ESC for terminal escapes), or a translate table;
 - the encoding fix returns its input unless ``badness.is_bad`` matches. Every
   branch of ``badness.BADNESS_RE`` requires, at some position, a character
   from an explicit set of non-ASCII characters; the union over the branches of
-  one such set per branch (derived by parsing the compiled pattern) is a
-  character class without which ``is_bad`` is false;
-- normalisation is a no-op iff ``unicodedata.is_normalized`` is true. ``\\n``
+  one such set per branch (found by parsing the compiled pattern) is the
+  encoding fix's trigger set. When one is present, ``is_bad`` itself is
+  evaluated, but only in windows around those characters (a match is at most
+  ``_BADNESS_WIDTH`` long and uses no look-arounds);
+- normalisation is a no-op iff ``unicodedata.is_normalized`` is true. ``\n``
   neither composes nor reorders with its neighbours, so a text normalised as a
-  whole is normalised line by line;
-- ``fix_and_explain`` loops until a pass changes nothing: a first pass that
-  changes nothing returns the segment as it is.
+  whole is normalised line by line.
 
-ftfy's ``unescape_html="auto"`` is stateful across segments: once a segment
-containing ``<`` is seen, HTML unescaping stays off for the rest of the text.
-The fast path reproduces that from the position of the first ``<``.
+ftfy's ``unescape_html="auto"`` is stateful across segments: from the first
+segment containing ``<`` on, HTML unescaping stays off. The fast path
+reproduces that from the position of the first ``<``.
 
 One more ftfy detail matters: with ``explain=False`` (what ``fix_text`` uses)
 ``fix_and_explain`` calls ``fix_encoding(text)`` with ftfy's *default*
 encoding options, while with ``explain=True`` it passes the caller's config.
-The fast path wants explanations (for per-fixer counts), so it only accepts
+The fast path reports which fixers acted (for counts), so it only accepts
 configs whose encoding sub-options (``restore_byte_a0``,
 ``replace_lossy_sequences``, ``decode_inconsistent_utf8``,
 ``fix_c1_controls``) are ftfy's defaults; then both calls are the same.
