@@ -3,8 +3,9 @@
 Stage ``typography``. Applied to the body (``Document.text``) and the title
 (``Document.title``) of every document.
 
-Two layers run in this order, repeated until neither changes the text (at
-most :data:`MAX_PASSES` times), which makes the result idempotent:
+Two layers run in this order, repeated until ftfy has nothing left to do
+(at most :data:`MAX_PASSES` times; ftfy alone is not idempotent, our rules
+are), which makes the result idempotent:
 
 1. **ftfy** (``ftfy.fix_text`` semantics, byte for byte): mojibake in several
    layers, HTML entities, C1 and other control characters, terminal escapes,
@@ -25,20 +26,24 @@ most :data:`MAX_PASSES` times), which makes the result idempotent:
    - ``dashes`` (policy ``dashes="ascii"``): hyphen/en-dash/minus forms to
      ``-``, em dash and horizontal bar to ``--``;
    - ``entity_residue``: what a scraper leaves of an entity after eating its
-     ``&``, only where unambiguous (``Syria #39;s`` -> ``Syria's``,
-     ``quot;``, ``amp;``, ``apos;``, ``nbsp;``, ``#038;``);
+     ``&``, only where unambiguous: an apostrophe code glued to letters
+     (``Syria #39;s`` -> ``Syria's``), ``quot;``/``apos;``/``nbsp;`` not
+     inside a word, ``#038;`` (``AT#038;T``), ``amp;`` only between spaces
+     before a capital (``Tom amp; Jerry``), runs such as ``amp;quot;``;
+     ``issue #39; it`` and ``the amp; it`` stay;
    - ``space_runs``: runs of spaces to one;
-   - ``space_before_punctuation``: ``word ,`` -> ``word,`` for ``, . ; : ! ?``
-     followed by whitespace, a quote or the end (ellipses, ``.NET``, ``:)``
-     and ``.5`` stay), and ``Hello ,world`` -> ``Hello, world``;
+   - ``space_before_punctuation``: ``word ,`` -> ``word,`` for ``, . ; :``
+     and runs of ``!?`` after a letter, digit, quote or bracket and followed
+     by whitespace, a quote or the end (ellipses, ``.NET``, ``:)`` and
+     ``.5`` stay), and ``Hello ,world`` -> ``Hello, world``;
    - ``space_after_punctuation``: ``Arabia,Qatar`` -> ``Arabia, Qatar`` for
      ``, ; : ! ?`` between two letters (not CJK); numbers (``1,000``,
-     ``3.5``), times (``13:18:15``), URLs, e-mail addresses and
-     abbreviations (``U.S.``) never match;
+     ``3.5``), times (``13:18:15``), abbreviations (``U.S.``) never match,
+     and tokens that are URLs, e-mail addresses or entities are skipped;
    - ``repeated_words``: ``the the first`` -> ``the first`` for words whose
      repetition is never grammatical (:data:`REPEATABLE_NEVER`); "that that",
      "had had", "is is", "in in" and the like are left alone, and so is a
-     capitalised repeat (the band "The The");
+     capitalised repeat (the band "The The"); the first word keeps its case;
    - ``trailing_whitespace``: spaces and tabs at the end of a line (count:
      lines);
    - ``blank_lines``: three or more newlines to one blank line (count: runs).
@@ -49,6 +54,11 @@ noted). The ftfy layer reports ``ftfy_*`` counts (see
 (ftfy segments) each ftfy fixer changed. They become Beam counters
 ``newswash/typography.<name>``. The stage records the sum of all counts as its
 number of changes.
+
+The rule layer also has a fast form (pre-checks, line-local application) that
+tests prove equal to applying each rule to the whole text
+(``TypographyNormalizer(config, reference=True)`` runs the plain forms: plain
+``ftfy.fix_text`` and whole-text rules).
 
 Public API: :class:`TypographyConfig` (with :data:`PROFILES` and
 :meth:`TypographyConfig.from_profile`), :func:`normalize_text`,
