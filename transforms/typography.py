@@ -320,8 +320,10 @@ def _decode_residue(match: re.Match[str]) -> str:
     if match.group("wordpress") is not None:
         return "&"
     tokens = [_residue_key(t) for t in _RESIDUE_TOKEN_RE.findall(match.group("run"))]
-    while len(tokens) > 1 and _RESIDUE_VALUES[tokens[0]] == "&":
-        tokens.pop(0)  # an escaped "&" of the entity that follows
+    skip = 0  # leading "&"s: each escapes the "&" of the entity that follows
+    while skip < len(tokens) - 1 and _RESIDUE_VALUES[tokens[skip]] == "&":
+        skip += 1
+    tokens = tokens[skip:]
     if len(tokens) == 1 and len(match.group("run")) == len(match.group(0)):
         only = tokens[0]
         raw = match.group("run")
