@@ -271,3 +271,15 @@ def test_nfc_is_line_local():
             whole = unicodedata.normalize(form, text)
             parts = "".join(unicodedata.normalize(form, part) for part in text.splitlines(True))
             assert whole == parts
+
+
+@pytest.mark.parametrize("unit", ["amp;", "a,b", "the ", "\u201cx\u201d ", "x\u00a0",
+                                  "caf\u00c3\u00a9 ", "#39;s", "  \n", "\u200b"])
+def test_large_repetitive_inputs(unit):
+    # One long line of a repeated pattern: same result as the reference path,
+    # idempotent (and, by construction, linear: no per-candidate rescans).
+    text = unit * 20000
+    normalizer = TypographyNormalizer(CONFIGS["news"])
+    once = normalizer.normalize(text)[0]
+    assert once == TypographyNormalizer(CONFIGS["news"], reference=True).normalize(text)[0]
+    assert normalizer.normalize(once)[0] == once
