@@ -270,3 +270,15 @@ def test_composite_under_test_pipeline():
 def test_composite_default_config_is_news():
     assert NormalizeTypography()._config == PROFILES["news"]  # pylint: disable=protected-access
     assert typography.STAGE == "typography"
+
+
+def test_document_edges_are_trimmed_and_counted_once():
+    text, counts = normalize_text("\n\n  Body line.  \n\nLast line.\n\n\u00a0", TypographyConfig())
+    assert text == "Body line.\n\nLast line."
+    assert counts["document_edges"] == 1
+    again, again_counts = normalize_text(text, TypographyConfig())
+    assert again == text and "document_edges" not in again_counts
+    kept, _ = normalize_text(" x \n", TypographyConfig(document_edges=False, trailing_whitespace=False))
+    assert kept == " x \n"
+    assert TypographyConfig.from_profile("ftfy-default").document_edges is False
+    assert TypographyConfig.from_profile("conservative").document_edges is True

@@ -46,7 +46,9 @@ are), which makes the result idempotent:
      capitalised repeat (the band "The The"); the first word keeps its case;
    - ``trailing_whitespace``: spaces and tabs at the end of a line (count:
      lines);
-   - ``blank_lines``: three or more newlines to one blank line (count: runs).
+   - ``blank_lines``: three or more newlines to one blank line (count: runs);
+   - ``document_edges``: whitespace before the first and after the last
+     character of the whole text (a body or a title) removed (count: texts).
 
 Counts: rule name -> number of fixes (characters, occurrences or lines as
 noted). The ftfy layer reports ``ftfy_*`` counts (see
@@ -111,6 +113,7 @@ RULES = (
     "repeated_words",
     "trailing_whitespace",
     "blank_lines",
+    "document_edges",
 )
 COUNT_NAMES = FTFY_COUNT_NAMES + RULES
 
@@ -178,6 +181,7 @@ class TypographyConfig:
     repeated_words: bool = True
     trailing_whitespace: bool = True
     blank_lines: bool = True
+    document_edges: bool = True
     normalize_title: bool = True
 
     def __post_init__(self) -> None:
@@ -645,6 +649,17 @@ class TypographyNormalizer:
 
     def normalize(self, text: str) -> tuple[str, dict[str, int]]:
         """The normalised text and rule name -> number of fixes."""
+        text, counts = self._normalize(text)
+        if self.config.document_edges:
+            # Last, so that neither ftfy nor a rule can leave whitespace at an
+            # edge again; stripping whitespace wakes neither of them.
+            stripped = text.strip()
+            if len(stripped) != len(text):
+                counts["document_edges"] = 1
+                text = stripped
+        return text, counts
+
+    def _normalize(self, text: str) -> tuple[str, dict[str, int]]:
         counts: dict[str, int] = {}
         if not text:
             return text, counts
