@@ -124,7 +124,8 @@ def run(config: RunConfig, beam_args: Sequence[str], overwrite: bool = False,
                 f"{config.output} already holds newswash outputs ({len(existing)} files); "
                 "pass --overwrite to replace them or pick another --output")
         FileSystems.delete(existing)
-    options = pipeline_options(beam_args)
+    options = pipeline_options(
+        [*beam_args, f"--max_seconds_per_document={config.max_seconds_per_document}"])
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, config)

@@ -34,6 +34,7 @@ class RunConfig:
     skip: tuple[str, ...] = ()
     num_shards: int = 0
     max_document_bytes: int = 16 * 1024 * 1024
+    max_seconds_per_document: float = 60.0
     reshuffle: bool = True
     base_url: str | None = None
     related_links_format: str = "jsonl"
@@ -52,6 +53,8 @@ class RunConfig:
             raise ValueError(f"unknown stage(s) for --skip: {', '.join(unknown)}")
         if self.format not in FORMATS:
             raise ValueError(f"--format must be one of {FORMATS}")
+        if self.max_seconds_per_document < 0:
+            raise ValueError("--max-seconds-per-document must be >= 0")
         if self.num_shards < 0:
             raise ValueError("--num-shards must be >= 0")
         if self.related_links_format not in ("jsonl", "parquet"):
@@ -96,6 +99,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-document-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES",
         help="records larger than this go to the dead letter as too_large, never truncated "
              "(default: 16777216)")
+    io_group.add_argument(
+        "--max-seconds-per-document", type=float, default=60.0, metavar="SECONDS",
+        help="time one stage may spend on one large (> 256 KiB) document before it goes to the "
+             "dead letter as timeout; smaller documents are bounded by the stages' linear cost. "
+             "0 disables (default: 60)")
     io_group.add_argument(
         "--no-reshuffle", dest="reshuffle", action="store_false",
         help="skip the Reshuffle after reading (it spreads one big file over workers; "
@@ -149,6 +157,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         skip=tuple(dict.fromkeys(args.skip)),
         num_shards=args.num_shards,
         max_document_bytes=args.max_document_bytes,
+        max_seconds_per_document=args.max_seconds_per_document,
         reshuffle=args.reshuffle,
         base_url=args.base_url,
         related_links_format=args.related_links_format,

@@ -73,3 +73,41 @@ def test_apply_stage_under_test_pipeline_counts_every_record_once():
         assert_that(out[DEAD_LETTER] | "Dead" >> beam.Map(lambda d: (d.id, d.reason)),
                     equal_to([("2", "stage_error"), ("3", "asked_to_drop")]), label="dead")
         assert_that(out[SIDE], equal_to([{"id": "1"}, {"id": "4"}]), label="side")
+
+
+def slow_on_long_text() -> "callable":
+    import time
+
+    def run(document: Document) -> StageResult:
+        if len(document.text) > 100:
+            time.sleep(1)
+        return StageResult(document=document.record_stage("slow", 0))
+    return run
+
+
+def test_large_document_over_the_time_bound_goes_to_dead_letter_whole():
+    fn = ApplyStageFn("slow", slow_on_long_text, seconds_per_document=0.2, inline_characters=10)
+    fn.setup()
+    out = list(fn.process(doc("big", "x" * 200)))
+    assert len(out) == 1 and out[0].tag == DEAD_LETTER
+    assert (out[0].value.reason, out[0].value.original) == ("timeout", b"x" * 200)
+    assert "took over 0.2 s" in out[0].value.error
+    # The next document gets a fresh watchdog and is processed normally.
+    assert list(fn.process(doc("small", "short text")))[0].text == "short text"
+    fn.teardown()
+
+
+def test_time_bound_reaches_stages_through_pipeline_options():
+    from transforms.stage import INLINE_CHARACTERS
+
+    big = doc("big", "y" * (INLINE_CHARACTERS + 1))
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    with TestPipeline(options=PipelineOptions(["--max_seconds_per_document=0.2"])) as p:
+        out = apply_stage(p | beam.Create([big, doc("1", "fine")]), "slow", slow_on_long_text)
+        assert_that(out[DOCUMENTS] | "Ids" >> beam.Map(lambda d: d.id), equal_to(["1"]), label="docs")
+        assert_that(out[DEAD_LETTER] | "Reasons" >> beam.Map(lambda d: (d.id, d.reason)),
+                    equal_to([("big", "timeout")]), label="dead")
+    assert ApplyStageFn("slow", slow_on_long_text, seconds_per_document=0)._seconds_per_document == 0
+    with pytest.raises(ValueError):
+        ApplyStageFn("slow", slow_on_long_text, seconds_per_document=-1)

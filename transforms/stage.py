@@ -11,12 +11,14 @@ input record, to the dead-letter output. Stage modules therefore stay thin.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import dataclasses
 import traceback
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.document import Document
 
@@ -29,7 +31,28 @@ __all__ = [
     "StageFunction",
     "ApplyStageFn",
     "apply_stage",
+    "StageOptions",
+    "DEFAULT_SECONDS_PER_DOCUMENT",
+    "INLINE_CHARACTERS",
 ]
+
+# Every stage is linear in the document size and bounds its own work, so a
+# document up to INLINE_CHARACTERS runs inline (measured: well under a second
+# per stage). Larger ones run in a watchdog thread and go to the dead letter
+# as ``timeout`` when a stage takes longer than the limit.
+DEFAULT_SECONDS_PER_DOCUMENT = 60.0
+INLINE_CHARACTERS = 256 * 1024
+
+
+class StageOptions(PipelineOptions):
+    """Pipeline options every stage reads (``newswash run`` sets them)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument(
+            "--max_seconds_per_document", type=float, default=DEFAULT_SECONDS_PER_DOCUMENT,
+            help="time one stage may spend on one large document before it goes to the "
+                 "dead letter as 'timeout'; 0 disables the bound")
 
 METRICS_NAMESPACE = "newswash"
 
@@ -105,15 +128,50 @@ class ApplyStageFn(beam.DoFn):
     ``<stage>.<rule>`` for every rule the function reports.
     """
 
-    def __init__(self, stage: str, make_function: Callable[[], StageFunction]):
+    def __init__(self, stage: str, make_function: Callable[[], StageFunction],
+                 seconds_per_document: float = DEFAULT_SECONDS_PER_DOCUMENT,
+                 inline_characters: int = INLINE_CHARACTERS):
         super().__init__()
+        if seconds_per_document < 0:
+            raise ValueError(f"seconds_per_document must be >= 0, got {seconds_per_document}")
         self._stage = stage
         self._make_function = make_function
+        self._seconds_per_document = seconds_per_document
+        self._inline_characters = inline_characters
         self._function: StageFunction | None = None
+        self._watchdog: concurrent.futures.ThreadPoolExecutor | None = None
         self._counters: dict[str, Any] = {}
 
     def setup(self) -> None:
         self._function = self._make_function()
+
+    def teardown(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.shutdown(wait=False)
+            self._watchdog = None
+
+    def _run(self, document: Document) -> StageResult:
+        """The stage function, under the time bound for large documents.
+
+        Raises ``TimeoutError`` when the bound is exceeded. Python cannot stop
+        a running thread: the abandoned call finishes in the background (the
+        stages are pure, so it changes nothing), and a fresh watchdog thread
+        serves the next document.
+        """
+        if not self._seconds_per_document or len(document.text) <= self._inline_characters:
+            return self._function(document)
+        if self._watchdog is None:
+            self._watchdog = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"newswash-{self._stage}")
+        future = self._watchdog.submit(self._function, document)
+        try:
+            return future.result(timeout=self._seconds_per_document)
+        except concurrent.futures.TimeoutError:
+            self._watchdog.shutdown(wait=False)
+            self._watchdog = None
+            raise TimeoutError(
+                f"{self._stage} took over {self._seconds_per_document:g} s on a "
+                f"{len(document.text)}-character document") from None
 
     def _count(self, name: str, value: int = 1) -> None:
         counter = self._counters.get(name)
@@ -127,7 +185,13 @@ class ApplyStageFn(beam.DoFn):
             self.setup()
         self._count("documents_in")
         try:
-            result = self._function(document)
+            result = self._run(document)
+        except TimeoutError as error:
+            self._count("timeout")
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter(
+                source=document.source, stage=self._stage, reason="timeout", error=str(error),
+                original=document.original, id=document.id))
+            return
         except Exception as error:  # pylint: disable=broad-except
             # A bug or hostile input in one document must not fail the bundle
             # and must not lose the record: it goes to the dead letter whole.
@@ -168,6 +232,12 @@ def apply_stage(
     side_tags: Iterable[str] = (),
 ) -> beam.pvalue.DoOutputsTuple:
     """Applies :class:`ApplyStageFn`; the result has ``DOCUMENTS``,
-    ``DEAD_LETTER`` and every tag in ``side_tags``."""
+    ``DEAD_LETTER`` and every tag in ``side_tags``.
+
+    The per-document time bound comes from the pipeline's
+    ``--max_seconds_per_document`` (:class:`StageOptions`).
+    """
+    seconds = documents.pipeline.options.view_as(StageOptions).max_seconds_per_document
     return documents | "Apply" >> beam.ParDo(
-        ApplyStageFn(stage, make_function)).with_outputs(DEAD_LETTER, *side_tags, main=DOCUMENTS)
+        ApplyStageFn(stage, make_function, seconds_per_document=seconds)).with_outputs(
+            DEAD_LETTER, *side_tags, main=DOCUMENTS)
