@@ -466,3 +466,22 @@ def test_max_tokens_bounds_the_shingled_prefix():
     kept, duplicates = deduplicate([a, b], config)
     # Same (missing) date: the longer body, b, is kept.
     assert [duplicate_summary(r) for r in duplicates] == [("a", "b", "near_duplicate_body")]
+
+
+def test_token_minhash_behaves_like_shingle_minhash():
+    from transforms._dedupe_minhash import minhash_tokens, shingle_hashes
+
+    perms = permutations(128, 1)
+    words = normalize_body(FLOOD_TEXT).split()
+    assert len(shingle_hashes(words, 2)) == len(words) - 1
+    assert len(shingle_hashes(["only"], 3)) == 1 and len(shingle_hashes([], 2)) == 0
+    # Repeating the text repeats only shingles already present (plus one seam).
+    doubled = minhash_tokens(words + words, 2, perms)
+    assert signature_similarity(_pack(minhash_tokens(words, 2, perms)), _pack(doubled)) > 0.9
+    edited = words[:]
+    edited[len(edited) // 2] = "different"
+    near = signature_similarity(_pack(minhash_tokens(words, 2, perms)), _pack(minhash_tokens(edited, 2, perms)))
+    assert 0.85 < near < 1.0
+    other = signature_similarity(_pack(minhash_tokens(words, 2, perms)),
+                                 _pack(minhash_tokens(["unrelated", "words"] * 20, 2, perms)))
+    assert other < 0.1

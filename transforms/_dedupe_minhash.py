@@ -16,6 +16,7 @@ import unicodedata
 from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
+import regex
 
 from transforms.headlines import headline_key, strip_site_suffix
 
@@ -30,6 +31,8 @@ __all__ = [
     "shingles",
     "permutations",
     "minhash",
+    "minhash_tokens",
+    "shingle_hashes",
     "pack_signature",
     "unpack_signature",
     "signature_similarity",
@@ -51,6 +54,12 @@ _FOLD = str.maketrans({
 })
 
 
+_FOLD_PAIRS = tuple((chr(source), target) for source, target in _FOLD.items())
+# Punctuation, symbols, separators and control/format/unassigned characters:
+# the categories normalize_body turns into spaces.
+_NOT_WORDLIKE = regex.compile(r"[\p{P}\p{S}\p{Z}\p{C}]+")
+
+
 def normalize_body(text: str) -> str:
     """The text that exact and near duplicates are compared on.
 
@@ -61,9 +70,11 @@ def normalize_body(text: str) -> str:
     >>> normalize_body("\u201cOil\u201d  falls\u00a0\u2014 2.5%!\\n")
     'oil falls 2 5'
     """
-    folded = unicodedata.normalize("NFKC", text).translate(_FOLD).casefold()
-    chars = [" " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in folded]
-    return " ".join("".join(chars).split())
+    folded = unicodedata.normalize("NFKC", text)
+    for source, target in _FOLD_PAIRS:  # str.replace scans in C; translate is per character
+        if source in folded:
+            folded = folded.replace(source, target)
+    return " ".join(_NOT_WORDLIKE.sub(" ", folded.casefold()).split())
 
 
 def digest(*parts: str, size: int = 16) -> str:
@@ -125,14 +136,63 @@ def _permutation_arrays(perms: tuple[tuple[int, int], ...]) -> tuple[np.ndarray,
     return a[:, None], b[:, None]
 
 
-def minhash(shingle_set: Iterable[str], perms: Sequence[tuple[int, int]]) -> tuple[int, ...]:
-    """The MinHash signature (values below 2**31) of a shingle set."""
-    hashes = np.fromiter((_shingle_hash(s) % SIGNATURE_PRIME for s in shingle_set), dtype=np.uint64)
+_PRIME = np.uint64(SIGNATURE_PRIME)
+
+
+def _minhash_of_hashes(hashes: np.ndarray, perms: Sequence[tuple[int, int]]) -> tuple[int, ...]:
     if not hashes.size:
         return tuple(MAX_HASH for _ in perms)
     a, b = _permutation_arrays(tuple(perms))
-    values = (a * hashes[None, :] + b) % np.uint64(SIGNATURE_PRIME)
-    return tuple(int(v) for v in values.min(axis=1))
+    values = (a * hashes[None, :] + b) % _PRIME
+    return tuple(values.min(axis=1).tolist())
+
+
+def minhash(shingle_set: Iterable[str], perms: Sequence[tuple[int, int]]) -> tuple[int, ...]:
+    """The MinHash signature (values below 2**31) of a set of shingle strings."""
+    hashes = np.fromiter((_shingle_hash(s) % SIGNATURE_PRIME for s in shingle_set), dtype=np.uint64)
+    return _minhash_of_hashes(hashes, perms)
+
+
+# A token's hash depends only on the token, so it is memoised per process
+# (news vocabularies are small); bounded so hostile input cannot grow it.
+_TOKEN_HASHES: dict[str, int] = {}
+_TOKEN_HASHES_MAX = 1 << 20
+# Base of the polynomial that combines token hashes into a shingle hash.
+_SHINGLE_BASE = np.uint64(1_000_003)
+
+
+def _token_values(tokens: Sequence[str]) -> np.ndarray:
+    cache = _TOKEN_HASHES
+    missing = set(tokens).difference(cache)
+    if missing:
+        if len(cache) + len(missing) > _TOKEN_HASHES_MAX:
+            cache.clear()
+        for token in missing:
+            cache[token] = _shingle_hash(token) % SIGNATURE_PRIME
+    return np.fromiter(map(cache.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
+
+
+def shingle_hashes(tokens: Sequence[str], size: int) -> np.ndarray:
+    """Hashes (below 2**31) of the word ``size``-grams of ``tokens``.
+
+    Each is the polynomial ``sum(h(t_i) * B**(size-1-i)) mod p`` of its
+    tokens' hashes, so every token is hashed once however many shingles hold
+    it. A text shorter than ``size`` is one shingle, as in :func:`shingles`.
+    """
+    if not tokens:
+        return np.empty(0, dtype=np.uint64)
+    token_values = _token_values(tokens)
+    width = min(size, len(tokens))
+    count = len(tokens) - width + 1
+    combined = token_values[:count].copy()
+    for offset in range(1, width):
+        combined = (combined * _SHINGLE_BASE + token_values[offset:offset + count]) % _PRIME
+    return combined
+
+
+def minhash_tokens(tokens: Sequence[str], size: int, perms: Sequence[tuple[int, int]]) -> tuple[int, ...]:
+    """The MinHash signature of the word ``size``-grams of ``tokens``."""
+    return _minhash_of_hashes(shingle_hashes(tokens, size), perms)
 
 
 def pack_signature(signature: Sequence[int]) -> bytes:

@@ -101,6 +101,7 @@ from transforms._dedupe_minhash import (
     headline_fingerprint,
     lsh_params,
     minhash,
+    minhash_tokens,
     normalize_body,
     pack_signature,
     permutations,
@@ -207,8 +208,8 @@ def fingerprint(doc: Document, config: DedupeConfig) -> Fingerprint | None:
     if not normalized:
         return None
     tokens = normalized.split(" ")
-    signature = minhash(shingles(tokens[:config.max_tokens], config.shingle_size),
-                        permutations(config.num_perm, config.seed))
+    signature = minhash_tokens(tokens[:config.max_tokens], config.shingle_size,
+                               permutations(config.num_perm, config.seed))
     return Fingerprint(
         uid=document_uid(doc), id=doc.id, source=doc.source,
         published_key=published_sort_key(doc.published), body_length=len(doc.text),
