@@ -485,3 +485,11 @@ def test_token_minhash_behaves_like_shingle_minhash():
     other = signature_similarity(_pack(minhash_tokens(words, 2, perms)),
                                  _pack(minhash_tokens(["unrelated", "words"] * 20, 2, perms)))
     assert other < 0.1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
+def test_normalize_body_ascii_fast_path_equals_the_unicode_rule(text):
+    from transforms._dedupe_minhash import _NOT_WORDLIKE
+
+    assert normalize_body(text) == " ".join(_NOT_WORDLIKE.sub(" ", text.casefold()).split())

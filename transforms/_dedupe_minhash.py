@@ -58,6 +58,7 @@ _FOLD_PAIRS = tuple((chr(source), target) for source, target in _FOLD.items())
 # Punctuation, symbols, separators and control/format/unassigned characters:
 # the categories normalize_body turns into spaces.
 _NOT_WORDLIKE = regex.compile(r"[\p{P}\p{S}\p{Z}\p{C}]+")
+_ASCII_WORDLIKE = bytes(c if chr(c).isalnum() else 0x20 for c in range(128)) + bytes(range(128, 256))
 
 
 def normalize_body(text: str) -> str:
@@ -74,6 +75,10 @@ def normalize_body(text: str) -> str:
     for source, target in _FOLD_PAIRS:  # str.replace scans in C; translate is per character
         if source in folded:
             folded = folded.replace(source, target)
+    if folded.isascii():
+        # Most news is ASCII once folded: bytes.translate runs at memory speed
+        # and gives what the Unicode-category regex gives on ASCII.
+        return " ".join(folded.encode("ascii").translate(_ASCII_WORDLIKE).decode("ascii").lower().split())
     return " ".join(_NOT_WORDLIKE.sub(" ", folded.casefold()).split())
 
 
@@ -118,9 +123,11 @@ def permutations(num_perm: int, seed: int) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
-# The signature hash family is (a*x + b) mod p with the Mersenne prime
-# 2**31 - 1: x, a and b are below p, so a*x + b < 2**62 and numpy's uint64
-# arithmetic is exact. Vectorised, this is ~30x faster than Python integers.
+# Shingle hashes are combined modulo the Mersenne prime 2**31 - 1 (products
+# of two values below it fit exactly in uint64). The signature's hash family
+# is multiply-add-shift, ((a*x + b) mod 2**64) >> 32 with odd a: strongly
+# universal for 32-bit x, and free of division, so it vectorises ~3.5x better
+# than a modulus.
 SIGNATURE_PRIME = (1 << 31) - 1
 
 
@@ -131,24 +138,26 @@ def _shingle_hash(shingle: str) -> int:
 
 @functools.lru_cache(maxsize=16)
 def _permutation_arrays(perms: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
-    a = np.array([pa % (SIGNATURE_PRIME - 1) + 1 for pa, _ in perms], dtype=np.uint64)
-    b = np.array([pb % SIGNATURE_PRIME for _, pb in perms], dtype=np.uint64)
+    a = np.array([(pa & 0xFFFFFFFFFFFFFFFF) | 1 for pa, _ in perms], dtype=np.uint64)
+    b = np.array([pb & 0xFFFFFFFFFFFFFFFF for _, pb in perms], dtype=np.uint64)
     return a[:, None], b[:, None]
 
 
 _PRIME = np.uint64(SIGNATURE_PRIME)
+_SHIFT = np.uint64(32)
 
 
 def _minhash_of_hashes(hashes: np.ndarray, perms: Sequence[tuple[int, int]]) -> tuple[int, ...]:
     if not hashes.size:
         return tuple(MAX_HASH for _ in perms)
     a, b = _permutation_arrays(tuple(perms))
-    values = (a * hashes[None, :] + b) % _PRIME
+    with np.errstate(over="ignore"):  # wrapping modulo 2**64 is the hash family
+        values = (a * hashes[None, :] + b) >> _SHIFT
     return tuple(values.min(axis=1).tolist())
 
 
 def minhash(shingle_set: Iterable[str], perms: Sequence[tuple[int, int]]) -> tuple[int, ...]:
-    """The MinHash signature (values below 2**31) of a set of shingle strings."""
+    """The MinHash signature (32-bit values) of a set of shingle strings."""
     hashes = np.fromiter((_shingle_hash(s) % SIGNATURE_PRIME for s in shingle_set), dtype=np.uint64)
     return _minhash_of_hashes(hashes, perms)
 
