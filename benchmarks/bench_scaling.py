@@ -13,8 +13,10 @@ the leaks php-leaks could remove.
 Verdict per (stage, shape): ``linear`` when t(8x) / t(1x) <= 8 * 1.5 = 12,
 or when t(8x) is below 10 ms (too fast to measure a ratio reliably; headlines
 reads only the top of a document, so its times are microseconds);
-``SUPERLINEAR`` otherwise. The script prints a table, then a cProfile of the
-8x run of every superlinear case, and exits 1 if any case is superlinear.
+``SUPERLINEAR`` otherwise. The script prints a table; for every superlinear
+case it then times 8x, 16x and 32x (to tell a one-off step, e.g. a fast path
+that stops at some size, from growth that keeps getting worse) and prints a
+cProfile of the 8x run. It exits 1 if any case is superlinear.
 """
 
 from __future__ import annotations
@@ -169,6 +171,17 @@ def main(argv: list[str] | None = None) -> int:
         print("\nverdict: every stage is linear on every shape")
         return 0
     print(f"\nverdict: {len(superlinear)} superlinear case(s)")
+    print("\nstep or growth? the same cases at 8x, 16x, 32x (a step: t(32x)/t(8x) near 4; "
+          "superlinear growth: well above 6)")
+    for stage, shape in superlinear:
+        tail = []
+        for k in (8, 16, 32):
+            doc = _inputs(functions, SHAPES[shape](base * k))[stage]
+            tail.append(_best(functions[stage], doc, min(args.repeat, 2)))
+        growth = tail[-1] / max(tail[0], 1e-9)
+        print(f"  {stage:<14} {shape:<24} t(8x..32x) ms: " + " ".join(f"{t * 1e3:.1f}" for t in tail)
+              + f"  32x/8x = {growth:.2f}  -> "
+              + ("a step between 1x and 8x, linear above" if growth <= 4 * 1.5 else "grows superlinearly"))
     for stage, shape in superlinear:
         print(f"\n=== cProfile of {stage} on {shape!r} at 8x (top functions by own time) ===")
         print(_profile(functions[stage], docs_8x[stage, shape]))
