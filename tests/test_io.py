@@ -6,6 +6,7 @@ import base64
 import gzip
 
 import apache_beam as beam
+import orjson
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
@@ -134,8 +135,19 @@ def test_dead_letter_keeps_invalid_bytes_losslessly():
 
 
 def test_to_json_bytes_never_raises_on_odd_values():
-    assert to_json_bytes({"big": 2 ** 70}) == b'{"big": 1180591620717411303424}'
+    assert to_json_bytes({"big": 2 ** 70}) == b'{"big":1180591620717411303424}'
     assert to_json_bytes({"b": b"\xff", 1: (1, 2)}) == b'{"b":"\xef\xbf\xbd","1":[1,2]}'
+    assert to_json_bytes({"big": 2 ** 70, "x": float("nan")}) == b'{"big":1180591620717411303424,"x":null}'
+    assert to_json_bytes({"text": "a\ud800b"}) == '{"text":"a\ufffdb"}'.encode()
+    deep: list = []
+    for _ in range(3000):
+        deep = [deep]
+    written = orjson.loads(to_json_bytes({"value": deep, "kept": 1}))
+    assert written["kept"] == 1
+    innermost = written["value"]
+    for _ in range(199):
+        innermost = innermost[0]
+    assert innermost == {"__truncated__": "nested deeper than 200 levels"}
 
 
 # --- the DoFn, called directly -------------------------------------------

@@ -671,3 +671,15 @@ def test_bare_scalars_join_a_structural_run_only():
     assert values(text) == [42, "hi", 0.1, None]
     prose = "Officials said NULL NULL and bool(true) matter."
     assert strip(prose) == prose
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Prose.\nbool(true)bool(true)\nMore.", "Prose.\n\nMore."),
+    ("Talks resumed.\n\nint(0)int(0)\n\nMore prose.", "Talks resumed.\n\nMore prose."),
+    ("He said int(5) is fine.", "He said int(5) is fine."),
+    ("Values: int(1) int(2) in the list.", "Values: int(1) int(2) in the list."),
+])
+def test_runs_of_glued_scalars_are_judged_as_a_whole_and_stripping_is_idempotent(text, expected):
+    once = strip_php_leaks(text)[0]
+    assert once == expected
+    assert strip_php_leaks(once)[0] == once

@@ -589,3 +589,8 @@ def test_composite_across_processes():
         outputs = (p | beam.Create([seed_document(url=None)])
                    | ExtractRelatedLinks(CONFIG, fallback_normalize_title))
         assert_that(outputs[RELATED_LINKS], equal_to(expected))
+
+
+def test_parse_published_tolerates_unhashable_class_values():
+    assert parse_published({"__class__": [], "date": "2017-07-16"}) is not None
+    assert parse_published({"__class__": {"x": 1}}) is not None

@@ -348,7 +348,12 @@ def _find_parsed(data: bytes, config: PhpLeaksConfig) -> tuple[list[Parsed], int
         while j < len(found) and not data[found[j - 1].end:found[j].start].strip():
             j += 1
         run = found[i:j]
-        structural = any(not leak.weak for leak in run)
+        # A run is judged as a whole first: ``bool(true)bool(true)`` alone on
+        # its line is two dumps, though neither fills the line by itself.
+        structural = any(not leak.weak for leak in run) or (
+            _line_bounded(data, run[0].start, run[-1].end)
+            or _glued_at_line_end(data, run[0].start, run[-1].end)
+            or _between_sentences(data, run[0].start, run[-1].end))
         for leak in run:
             if leak.weak and not structural and not (
                     _line_bounded(data, leak.start, leak.end)

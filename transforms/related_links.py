@@ -456,7 +456,9 @@ def parse_published(value: Any) -> str | None:
     if value is None or isinstance(value, bool):
         return None if value is None else str(value).lower()
     if isinstance(value, dict):
-        if value.get(CLASS_KEY) in _DATETIME_CLASSES or ("date" in value and "timezone" in value):
+        class_name = value.get(CLASS_KEY)
+        if (isinstance(class_name, str) and class_name in _DATETIME_CLASSES) or (
+                "date" in value and "timezone" in value):
             iso = _php_datetime_to_iso(value)
             if iso is not None:
                 return iso
