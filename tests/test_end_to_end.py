@@ -7,13 +7,13 @@ cleaning rules, not copied from a run.
 from __future__ import annotations
 
 import glob
-import io
 import os
 import pathlib
 
 import orjson
 import pytest
 
+from outputs import read_jsonl_dir, sorted_lines  # tests/outputs.py
 from pipeline.cli import main as newswash_main
 from pipeline.cli import run
 from pipeline.options import RunConfig
@@ -24,12 +24,6 @@ EXPECTED = SAMPLES / "expected"
 OUTPUTS = ("documents", "php_leaks", "related_links", "duplicates", "dead_letter")
 
 
-def read_jsonl_dir(directory: pathlib.Path) -> list[dict]:
-    records = []
-    for path in sorted(glob.glob(str(directory / "*.jsonl"))):
-        with open(path, "rb") as handle:
-            records.extend(orjson.loads(line) for line in handle if line.strip())
-    return records
 
 
 def read_expected(name: str) -> list[dict]:
@@ -37,12 +31,6 @@ def read_expected(name: str) -> list[dict]:
         return [orjson.loads(line) for line in handle if line.strip()]
 
 
-def sorted_lines(directory: pathlib.Path) -> list[bytes]:
-    lines: list[bytes] = []
-    for path in glob.glob(str(directory / "*.jsonl")):
-        with open(path, "rb") as handle:
-            lines.extend(line.rstrip(b"\n") for line in handle if line.strip())
-    return sorted(lines)
 
 
 def newswash(*args: str) -> int:

@@ -6,13 +6,13 @@ generates (``tests/hostile/make_corpus.py --large``).
 
 from __future__ import annotations
 
-import glob
 import importlib.util
 import pathlib
 
 import orjson
 import pytest
 
+from outputs import read_jsonl_dir, sorted_lines  # tests/outputs.py
 from pipeline.cli import main as newswash_main
 
 HOSTILE = pathlib.Path(__file__).resolve().parent / "hostile"
@@ -21,12 +21,6 @@ make_corpus = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make_corpus)
 
 
-def read_jsonl_dir(directory: pathlib.Path) -> list[dict]:
-    records = []
-    for path in sorted(glob.glob(str(directory / "*.jsonl"))):
-        with open(path, "rb") as handle:
-            records.extend(orjson.loads(line) for line in handle if line.strip())
-    return records
 
 
 def test_committed_corpus_is_what_the_generator_writes(tmp_path):
