@@ -6,8 +6,9 @@ inputs those tests do not generate):
 
 * ``pipeline.io``: ``decode_record_bytes``, ``parse_jsonl_record`` and
   ``parse_text_record`` on arbitrary bytes (only ``RecordError`` may be
-  raised), ``to_json_bytes`` on JSON-ish values (never raises, always valid
-  JSON).
+  raised), ``to_json_bytes`` on JSON-ish values, including its fallback path
+  (>64-bit ints, NaN, lone surrogates, deep nesting): never raises, always
+  valid JSON; ``detect_format``, ``common_root``, ``relative_to``.
 * ``transforms.headlines``: ``split_header``, ``parse_dateline``,
   ``headline_key``, ``strip_site_suffix``, ``same_headline``.
 * ``transforms.php_leaks``: ``find_leaks``, ``strip_php_leaks``,
@@ -15,11 +16,13 @@ inputs those tests do not generate):
 * ``transforms.typography``: ``normalize_text``.
 * ``transforms.related_links``: ``parse_int``, ``parse_published``,
   ``collapse_whitespace``, ``fallback_normalize_title``, ``is_link_record``,
-  ``find_link_lists``, ``extract_links`` and the row JSON round trip.
+  ``find_link_lists``, ``extract_links``, ``default_title_normalizer`` and
+  the row JSON round trip.
 * ``transforms._dedupe_minhash``: ``normalize_body``, ``digest``,
   ``headline_fingerprint``, ``shingles``, ``shingle_hashes``/``minhash_tokens``,
   signature packing and similarity, ``band_keys``, ``published_sort_key``,
-  ``UnionFind``.
+  ``UnionFind``; and ``transforms.dedupe.deduplicate`` (the in-memory
+  reference) accounts for every document.
 * every per-document stage function from ``pipeline.wiring.stage_function``
   on arbitrary ``Document`` values, and idempotence of the whole chain.
 
@@ -34,7 +37,8 @@ run ``n`` examples per test instead (e.g. ``NEWSWASH_FUZZ_EXAMPLES=5000``
 for a long local soak).
 
 Known bugs are recorded as ``xfail(strict=True)`` tests with a fixed
-reproduction, so they turn into failures the day they are fixed.
+reproduction, so they turn into failures the day they are fixed; bugs this
+fuzzer found that have been fixed stay as plain regression tests.
 """
 
 from __future__ import annotations
@@ -485,9 +489,50 @@ def test_extract_links(values, base_url):
     assert counts["links"] == len(links)
     for link in links:
         assert link["doc_id"] == "doc" and link["title"]
-        assert related_links.related_link_to_json(related_links.related_link_from_json(link)) == link
-        if not _has_surrogate(json.dumps(link, ensure_ascii=False)):
-            assert orjson.loads(related_links.related_link_json_line(link))["doc_id"] == "doc"
+        if _has_surrogate(json.dumps(link, ensure_ascii=False)):
+            continue  # known bug: test_bug_related_link_rows_lose_odd_extra_values
+        # the row form holds what JSON can hold (inf/nan become null): stable after one trip
+        row_json = related_links.related_link_to_json(related_links.related_link_from_json(link))
+        assert related_links.related_link_to_json(related_links.related_link_from_json(row_json)) == row_json
+        assert {k: v for k, v in row_json.items() if k != "extra"} == {
+            k: v for k, v in link.items() if k != "extra"}
+        assert orjson.loads(related_links.related_link_json_line(link))["doc_id"] == "doc"
+
+
+_LINK_BASE = {"doc_id": "d", "list_index": 0, "position": 0, "link_id": "1", "title": "T"}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: related_links._dumps falls back to json.dumps (ensure_ascii=False, allow_nan=True) and "
+    "related_link_to_json reads the text back with orjson.loads: an extra value over 64 bits comes "
+    "back as a float (int(99999999999999999999) in a leaked var_dump is written as 1e+20), and a lone "
+    "surrogate or a NaN next to a big int raises orjson.JSONDecodeError from related_link_json_line"))
+@pytest.mark.parametrize("extra", [
+    {"big": 99999999999999999999},
+    {"s": "\ud800"},
+    {"big": 2 ** 70, "n": float("nan")},
+], ids=["big-int-from-var_dump", "lone-surrogate", "big-int-and-nan"])
+def test_bug_related_link_rows_lose_odd_extra_values(extra):
+    line = related_links.related_link_json_line({**_LINK_BASE, "extra": extra})
+    written = json.loads(line)["extra"]
+    expected = json.loads(json.dumps(extra, allow_nan=True).replace("NaN", "null").replace(
+        '"\\ud800"', '"\\ufffd"'))
+    assert written == expected and type(written.get("big")) is type(extra.get("big"))
+
+
+def test_related_links_big_int_from_a_leaked_var_dump_reaches_the_row():
+    text = ('Talks resumed in Astana on Sunday.\n\n'
+            'array(1) {\n  [0]=>\n  array(3) {\n    ["id"]=>\n    string(1) "1"\n    ["title"]=>\n'
+            '    string(13) "Related story"\n    ["big"]=>\n    int(99999999999999999999)\n  }\n}\n\n'
+            'More prose here.')
+    doc = Document(id="d", text=text)
+    links = []
+    for name in STAGE_NAMES:
+        result = STAGE_FUNCTIONS[name](doc)
+        doc = result.document
+        links += [record for tag, record in result.side_records if tag == "related_links"]
+    assert doc.text == "Talks resumed in Astana on Sunday.\n\nMore prose here."
+    assert [link["extra"] for link in links] == [{"big": 99999999999999999999}]
 
 
 # ---------------------------------------------------------------------------
@@ -624,6 +669,9 @@ CHAIN_TEXT = READABLE_TEXT.map(lambda s: s.translate(_CONTROL_BREAKS))
                  title=st.one_of(st.none(), CHAIN_TEXT.map(lambda s: s[:100])), published=_dates()))
 def test_per_document_chain_is_idempotent(doc):
     once = _chain(doc)
+    # php-leaks is still not idempotent on some glued scalar runs (known bug,
+    # test_bug_php_leaks_glued_scalar_runs_not_idempotent): leave those out.
+    assume(php_leaks.strip_php_leaks(once.text)[0] == once.text)
     twice = _chain(Document(id=once.id, text=once.text, source=once.source, title=once.title,
                             published=once.published, url=once.url))
     assert (twice.text, twice.title, twice.published) == (once.text, once.title, once.published)
@@ -639,6 +687,16 @@ def test_php_leaks_glued_scalars_are_idempotent(text):
     once = _chain(Document(id="d", text=text))
     twice = _chain(Document(id="d", text=once.text, title=once.title, published=once.published))
     assert twice.text == once.text
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: php-leaks is not idempotent on a glued run of scalar dumps after a non-space character: "
+    "'0int(0)int(0)int(0)' -> '0int(0)int(0)' -> '0int(0)' (one dump of the run is removed per pass; "
+    "the plain 'int(0)int(0)' case was fixed in 15c821d)"))
+@pytest.mark.parametrize("text", ["0int(0)int(0)int(0)", "Prose.\n0int(0)int(0)int(0)\nMore."])
+def test_bug_php_leaks_glued_scalar_runs_not_idempotent(text):
+    once = php_leaks.strip_php_leaks(text)[0]
+    assert php_leaks.strip_php_leaks(once)[0] == once
 
 
 @pytest.mark.xfail(strict=True, reason=(
