@@ -568,7 +568,7 @@ def ratios(results: Sequence[Measurement], sizes: Sequence[int]) -> list[str]:
                       if a.peak_rss_mib and b.peak_rss_mib else "")
             verdict = "linear or better" if growth <= factor * 1.15 else "SUPERLINEAR"
             marginal = (large - small) / (b.seconds - a.seconds) if b.seconds > a.seconds else float("nan")
-            lines.append(f"- {name}: {small:,} -> {large:,} docs (x{factor:g}): wall time x{growth:.2f} "
+            lines.append(f"- {name}: {small:,} -> {large:,} docs (x{factor:.3g}): wall time x{growth:.2f} "
                          f"(exponent {exponent:.2f}, {verdict}); marginal {_fmt(marginal)} docs/s "
                          f"(start-up excluded){memory}")
     return lines
