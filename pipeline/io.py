@@ -16,8 +16,6 @@ Two input shapes are supported:
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
 import posixpath
 from typing import Any, Iterable, Iterator, Sequence
@@ -28,6 +26,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from transforms._json import dumps_json
 from transforms.document import FLAG_INVALID_UTF8, Document
 from transforms.stage import DEAD_LETTER, DOCUMENTS, METRICS_NAMESPACE, DeadLetter
 
@@ -352,66 +351,14 @@ class ReadDocuments(beam.PTransform):
         return {DOCUMENTS: parsed[DOCUMENTS], DEAD_LETTER: parsed[DEAD_LETTER], "raw_records": raw}
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return str(value)
-
-
-# Deeper values are cut (orjson refuses depth > 254; the fallback must not
-# recurse without bound). A php_leaks record keeps the exact leaked text, so
-# nothing is lost when its parsed value is cut.
-MAX_JSON_DEPTH = 200
-TRUNCATED_VALUE = {"__truncated__": f"nested deeper than {MAX_JSON_DEPTH} levels"}
-
-
-def _json_safe(value: Any, depth: int = 0) -> Any:
-    """``value`` with everything JSON cannot hold replaced: NaN and infinities
-    by null (as orjson writes them), lone surrogates by U+FFFD, unknown types
-    by their text, and containers deeper than :data:`MAX_JSON_DEPTH` cut."""
-    if value is None or isinstance(value, (bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-            return value
-        except UnicodeEncodeError:
-            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", errors="replace")
-    if hasattr(value, "to_json"):
-        return _json_safe(value.to_json(), depth)
-    if isinstance(value, dict):
-        if depth >= MAX_JSON_DEPTH:
-            return dict(TRUNCATED_VALUE)
-        return {_json_safe(key if isinstance(key, str) else str(key)): _json_safe(item, depth + 1)
-                for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        if depth >= MAX_JSON_DEPTH:
-            return dict(TRUNCATED_VALUE)
-        return [_json_safe(item, depth + 1) for item in value]
-    return _json_safe(str(value), depth)
-
-
 def to_json_bytes(record: Any) -> bytes:
     """One JSONL line for ``record`` (a dict, or anything with ``to_json()``).
 
-    Never raises and always writes valid JSON: when orjson refuses a value
-    (an integer beyond 64 bits, a lone surrogate, nesting deeper than 254),
-    the record is made JSON-safe (:func:`_json_safe`) and written by the
-    standard library, which keeps big integers exact.
+    Never raises and always writes valid JSON (see :mod:`transforms._json`).
     """
     if hasattr(record, "to_json"):
         record = record.to_json()
-    try:
-        return orjson.dumps(record, default=_default, option=orjson.OPT_NON_STR_KEYS)
-    except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(_json_safe(record), ensure_ascii=False, allow_nan=False,
-                          separators=(",", ":")).encode("utf-8")
+    return dumps_json(record)
 
 
 class WriteJsonl(beam.PTransform):

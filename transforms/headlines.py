@@ -160,6 +160,9 @@ def _fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).translate(_FOLD)
 
 
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
 @functools.lru_cache(maxsize=4096)
 def headline_key(line: str) -> str:
     """The comparison key of a headline line.
@@ -168,10 +171,15 @@ def headline_key(line: str) -> str:
     'assad ouster fades away'
     """
     folded = _fold(line).casefold()
-    chars = [
-        " " if unicodedata.category(ch)[0] in "PSZC" else ch
-        for ch in folded
-    ]
+    chars = []
+    for ch in folded:
+        category = unicodedata.category(ch)
+        if category == "Cf" or (category == "Cc" and ch not in "\t\n\r"):
+            # Deleted, not spaced: the typography stage (after this one)
+            # deletes control and format characters, so "Fa\x0blls" must
+            # already match "Falls" here or a second run would differ.
+            continue
+        chars.append(" " if category[0] in "PSZC" else ch)
     return _SPACES.sub(" ", "".join(chars)).strip()
 
 
@@ -340,7 +348,9 @@ def split_header(text: str, title: str | None = None, published: str | None = No
     """
     counts = dict.fromkeys(COUNT_NAMES, 0)
     unchanged = Header(title, published, text, 0, counts)
-    lines = text.splitlines(keepends=True)
+    # Only CR/LF end a line: str.splitlines also breaks at \x0b, \x1c, U+2028
+    # ..., characters the typography stage later deletes or keeps inline.
+    lines = _LINE.findall(text)
     has_title = bool(title and title.strip())
 
     title_line: str | None = title if has_title else None

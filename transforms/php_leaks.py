@@ -355,10 +355,13 @@ def _find_parsed(data: bytes, config: PhpLeaksConfig) -> tuple[list[Parsed], int
             or _glued_at_line_end(data, run[0].start, run[-1].end)
             or _between_sentences(data, run[0].start, run[-1].end))
         for leak in run:
-            if leak.weak and not structural and not (
+            # Inside a rejected run of several scalars none is taken alone:
+            # the ")" of one would pass for a sentence end before the next,
+            # and each pass would strip one more (not idempotent).
+            if leak.weak and not structural and (len(run) > 1 or not (
                     _line_bounded(data, leak.start, leak.end)
                     or _glued_at_line_end(data, leak.start, leak.end)
-                    or _between_sentences(data, leak.start, leak.end)):
+                    or _between_sentences(data, leak.start, leak.end))):
                 continue
             kept.append(leak)
         i = j

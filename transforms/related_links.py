@@ -83,6 +83,8 @@ import apache_beam as beam
 import ftfy
 import orjson
 
+from transforms._json import dumps_json
+
 from transforms.document import Document
 from transforms.stage import DEAD_LETTER, DOCUMENTS, StageResult, apply_stage
 
@@ -168,7 +170,9 @@ def related_link_to_json(row: RelatedLink | Mapping[str, Any]) -> dict[str, Any]
     if isinstance(row, Mapping):
         return related_link_to_json(related_link_from_json(row))
     record = row._asdict()
-    record["extra"] = orjson.loads(row.extra) if row.extra else {}
+    # The standard library keeps integers beyond 64 bits exact; orjson would
+    # read them as floats.
+    record["extra"] = json.loads(row.extra) if row.extra else {}
     return record
 
 
@@ -190,12 +194,8 @@ def related_link_json_line(row: RelatedLink | Mapping[str, Any]) -> bytes:
 
 
 def _dumps(value: Any) -> str:
-    """Compact JSON text; falls back to :mod:`json` for what orjson refuses
-    (integers beyond 64 bits, very deep nesting)."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
-    except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    """Compact, valid JSON text; never raises (see :mod:`transforms._json`)."""
+    return dumps_json(value).decode("utf-8")
 
 
 @dataclasses.dataclass(frozen=True)
