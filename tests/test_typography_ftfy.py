@@ -283,3 +283,17 @@ def test_large_repetitive_inputs(unit):
     once = normalizer.normalize(text)[0]
     assert once == TypographyNormalizer(CONFIGS["news"], reference=True).normalize(text)[0]
     assert normalizer.normalize(once)[0] == once
+
+
+def test_fast_path_equals_ftfy_on_texts_longer_than_max_decode_length():
+    # ftfy cuts only lines longer than max_decode_length; a longer text of
+    # ordinary lines keeps the fast path and must still equal the reference.
+    config = TypographyConfig()
+    clean = "The council met on Tuesday to discuss the budget.\n"
+    dirty = "Caf\u00c3\u00a9 owners said \u00e2\u20ac\u0153no\u00e2\u20ac\u009d to the plan.\n"
+    text = (clean * 999 + dirty) * (1_050_000 // (len(clean) * 999 + len(dirty)) + 1)
+    assert len(text) > config.max_decode_length
+    fast, _ = TypographyNormalizer(config).normalize(text)
+    reference, _ = TypographyNormalizer(config, reference=True).normalize(text)
+    assert fast == reference
+    assert "Caf\u00e9 owners said \"no\" to the plan." in fast

@@ -389,8 +389,11 @@ class FtfyFastPath:
         unclean: list[bool] = []
         lt_pos = text.find("<") if self._auto_html else -1
         out: list[str] = []
-        if normalized and len(text) <= self._max_length:
-            # Segments are exactly the lines; jump from trigger to trigger.
+        if normalized and (len(text) <= self._max_length
+                           or max(map(len, text.split("\n"))) < self._max_length):
+            # Segments are exactly the lines (ftfy cuts only a line longer
+            # than max_decode_length, and there is none); jump from trigger
+            # to trigger.
             pos = 0
             match = first
             while match is not None:
