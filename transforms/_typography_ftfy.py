@@ -389,25 +389,31 @@ class FtfyFastPath:
         unclean: list[bool] = []
         lt_pos = text.find("<") if self._auto_html else -1
         out: list[str] = []
-        if normalized and (len(text) <= self._max_length
-                           or max(map(len, text.split("\n"))) < self._max_length):
-            # Segments are exactly the lines (ftfy cuts only a line longer
-            # than max_decode_length, and there is none); jump from trigger
-            # to trigger.
+        if normalized:
+            # Segments are exactly the lines, unless one is longer than
+            # max_decode_length (ftfy cuts it). Jump from trigger to trigger;
+            # lines without a trigger are copied as they are, whatever their
+            # length, so only the lines with a trigger need the check.
             pos = 0
             match = first
             while match is not None:
                 start = text.rfind("\n", 0, match.start()) + 1
                 end = text.find("\n", match.start()) + 1 or len(text)
+                if end - start > self._max_length:
+                    counts.clear()
+                    unclean.clear()
+                    out.clear()
+                    break
                 if start > pos:
                     out.append(text[pos:start])
                 out.append(self._fix_segment(text[start:end], lt_pos != -1 and lt_pos < end,
                                              counts, unclean))
                 pos = end
                 match = search(text, pos)
-            out.append(text[pos:])
-            fixed = "".join(out)
-            return fixed, counts, not unclean and len(fixed) <= self._max_length
+            else:
+                out.append(text[pos:])
+                fixed = "".join(out)
+                return fixed, counts, not unclean and len(fixed) <= self._max_length
         # General case: walk the segments exactly as ftfy.fix_text does.
         pos = 0
         length = len(text)
