@@ -10,12 +10,11 @@ import argparse
 import difflib
 import os
 import re
-from typing import Any
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.io import InputSpec, RawRecord, detect_format, iter_raw_records, parse_jsonl_record, parse_text_record, to_json_bytes
+from pipeline.io import InputSpec, detect_format, iter_raw_records, parse_jsonl_record, parse_text_record, to_json_bytes
 from pipeline.options import RunConfig
 from pipeline.wiring import CLEANING_STAGES, stage_function
 from transforms.document import Document

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import apache_beam as beam
 import orjson

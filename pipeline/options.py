@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from typing import Sequence
 
 from pipeline.io import FORMATS
 
@@ -169,7 +168,3 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         dedupe_near_duplicates=args.dedupe_near_duplicates,
     )
 
-
-def split_known(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    """newswash's flags, and the rest for Beam's PipelineOptions."""
-    return parser.parse_known_args(list(argv))

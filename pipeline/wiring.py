@@ -28,7 +28,6 @@ __all__ = [
     "RUN_DIRECTORY",
     "COUNTS_FILE",
     "build_pipeline",
-    "stage_transform",
 ]
 
 PHP_LEAKS = "php_leaks"
@@ -125,10 +124,6 @@ CLEANING_STAGES: dict[str, StageWiring] = {
     "related-links": StageWiring(
         "ExtractRelatedLinks", _related_links, _related_links_function, (RELATED_LINKS,)),
 }
-
-
-def stage_transform(stage: str, config: RunConfig) -> beam.PTransform:
-    return CLEANING_STAGES[stage].build(config)
 
 
 def stage_function(stage: str, config: RunConfig):

@@ -9,7 +9,7 @@ makes that rule impossible to break by accident.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["Document", "FLAG_INVALID_UTF8"]
 
@@ -99,7 +99,3 @@ class Document:
             "duplicates": self.duplicates,
         }
         return record
-
-    @classmethod
-    def field_names(cls) -> Mapping[str, None]:
-        return {f.name: None for f in dataclasses.fields(cls)}
