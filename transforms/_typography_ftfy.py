@@ -358,7 +358,26 @@ class FtfyFastPath:
         if self._normalization is not None and not text.isascii() and \
                 not unicodedata.is_normalized(self._normalization, text):
             return True
-        return len(text) > self._max_length
+        return not self._unchanged_when_clean(text)
+
+    def _unchanged_when_clean(self, text: str) -> bool:
+        """For a text with no trigger character and normalised: True when
+        ftfy's segmenting cannot matter either. ASCII pieces of a cut line are
+        ASCII (normalised, trigger-free) too; otherwise the segments must be
+        exactly the lines."""
+        return text.isascii() or self._segments_are_lines(text)
+
+    def _segments_are_lines(self, text: str) -> bool:
+        """True when ftfy would cut ``text`` at its newlines only: no line is
+        max_decode_length long. Exact and cheap: if every window of half that
+        length holds a newline, no newline-free stretch reaches the limit (a
+        few C-level finds however many lines there are)."""
+        limit = self._max_length
+        if len(text) <= limit:
+            return True
+        half = max(1, limit // 2)
+        return all(text.find("\n", start, start + half) != -1
+                   for start in range(0, len(text) - half + 1, half))
 
     def fix(self, text: str) -> tuple[str, dict[str, int]]:
         """The text ``ftfy.fix_text`` returns, and per-fixer counts of the
@@ -376,7 +395,7 @@ class FtfyFastPath:
         first = search(text)
         normalized = (self._normalization is None or text.isascii()
                       or unicodedata.is_normalized(self._normalization, text))
-        if first is None and normalized and len(text) <= self._max_length:
+        if first is None and normalized and self._unchanged_when_clean(text):
             return text, {}, True
         return self._fix_dirty(text, first, normalized)
 
@@ -413,7 +432,7 @@ class FtfyFastPath:
             else:
                 out.append(text[pos:])
                 fixed = "".join(out)
-                return fixed, counts, not unclean and len(fixed) <= self._max_length
+                return fixed, counts, not unclean and self._unchanged_when_clean(fixed)
         # General case: walk the segments exactly as ftfy.fix_text does.
         pos = 0
         length = len(text)
