@@ -226,14 +226,30 @@ def _after_arrow(data: bytes, pos: int) -> bool:
     return data[max(0, i - 2):i] == b"=>"
 
 
+def _blanks_before(data: bytes, start: int) -> int:
+    """The position before the spaces/tabs that end right at ``start``."""
+    while start > 0 and data[start - 1] in b" \t":
+        start -= 1
+    return start
+
+
+def _blanks_after(data: bytes, end: int) -> int:
+    """The position after the spaces/tabs that start right at ``end``."""
+    while end < len(data) and data[end] in b" \t":
+        end += 1
+    return end
+
+
+def _at_line_end(data: bytes, end: int) -> bool:
+    j = _blanks_after(data, end)
+    return j == len(data) or data[j] in b"\r\n"
+
+
 def _glued_at_line_end(data: bytes, start: int, end: int) -> bool:
     """``responded.int(5)`` at a line end: glued right after a sentence's end."""
     if start == 0 or data[start - 1] not in b".!?;:\"')]>":
         return False
-    j = end
-    while j < len(data) and data[j] in b" \t":
-        j += 1
-    return j == len(data) or data[j] in b"\r\n"
+    return _at_line_end(data, end)
 
 
 def _between_sentences(data: bytes, start: int, end: int) -> bool:
@@ -241,28 +257,19 @@ def _between_sentences(data: bytes, start: int, end: int) -> bool:
     (never a bare ``NULL``, which is also an English word)."""
     if data[start:start + 4] in (b"NULL", b"&NUL"):
         return False
-    i = start
-    while i > 0 and data[i - 1] in b" \t":
-        i -= 1
+    i = _blanks_before(data, start)
     if i > 0 and data[i - 1] not in b".!?\"'\r\n":
         return False
-    j = end
-    while j < len(data) and data[j] in b" \t":
-        j += 1
+    j = _blanks_after(data, end)
     return j == len(data) or data[j] in b"\r\n" or (j > end and 65 <= data[j] <= 90)
 
 
 def _line_bounded(data: bytes, start: int, end: int) -> bool:
     """True when only spaces/tabs separate [start, end) from line ends."""
-    i = start
-    while i > 0 and data[i - 1] in b" \t":
-        i -= 1
+    i = _blanks_before(data, start)
     if i > 0 and data[i - 1] not in b"\r\n":
         return False
-    j = end
-    while j < len(data) and data[j] in b" \t":
-        j += 1
-    return j == len(data) or data[j] in b"\r\n"
+    return _at_line_end(data, end)
 
 
 def _find_parsed(data: bytes, config: PhpLeaksConfig) -> tuple[list[Parsed], int]:
