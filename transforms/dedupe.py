@@ -86,9 +86,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple
 
 import apache_beam as beam
+from apache_beam import typehints
 from apache_beam.metrics import Metrics
 
 from transforms._dedupe_minhash import (
@@ -122,6 +123,10 @@ __all__ = [
     "fingerprint",
     "document_uid",
     "bucket_keys",
+    "NO_TEXT_BUCKET",
+    "bucket_member",
+    "BucketCandidates",
+    "bucket_candidates",
     "bucket_edges",
     "resolve_cluster",
     "deduplicate",
@@ -234,32 +239,74 @@ def _edge(a: str, b: str) -> str:
     return f"{a} {b}" if a < b else f"{b} {a}"
 
 
-def bucket_edges(key: str, members: Iterable[Fingerprint], config: DedupeConfig) -> tuple[list[str], bool]:
-    """Verified edges ``"uidA uidB"`` within one bucket, and whether it was truncated.
+# Bucket key prefix of documents whose normalised body is empty: they are never
+# duplicates of anything, but the same record read twice must still be folded.
+NO_TEXT_BUCKET = "u:"
+
+
+def bucket_member(uid: str, body_hash: str) -> str:
+    """What a bucket holds per record: ``"uid body_hash"`` (both hex, no spaces)."""
+    return f"{uid} {body_hash}"
+
+
+class BucketCandidates(NamedTuple):
+    """What one bucket yields: ``exact_edges`` (identical normalised bodies,
+    final), ``pairs`` (``"uidA uidB"``, still to verify by similarity),
+    ``repeated`` (``(uid, records)`` for a record present more than once)
+    and whether the bucket was ``truncated``."""
+
+    exact_edges: list[str]
+    pairs: list[str]
+    repeated: list[tuple[str, int]]
+    truncated: bool
+
+
+def bucket_candidates(key: str, members: Iterable[str], config: DedupeConfig) -> BucketCandidates:
+    """The edges and candidate pairs of one bucket of :func:`bucket_member` strings.
 
     Exact-body buckets link every member to the smallest uid. Headline and
-    LSH buckets compare one representative per distinct body (the smallest
-    uid; identical bodies are linked by their exact bucket) and keep pairs
-    with similarity >= threshold.
+    LSH buckets pair one representative per distinct body (the smallest uid;
+    identical bodies are linked by their exact bucket); beyond
+    ``max_bucket_size`` distinct bodies, each body is paired with the first
+    ``max_bucket_size`` (by body hash) only.
     """
-    members = sorted({fp.uid: fp for fp in members}.values(), key=lambda fp: fp.uid)
-    if len(members) < 2:
-        return [], False
-    if key.startswith("b:"):
-        root = members[0].uid
-        return [_edge(root, fp.uid) for fp in members[1:]], False
-    representatives: dict[str, Fingerprint] = {}
-    for fp in members:
-        representatives.setdefault(fp.body_hash, fp)
-    bodies = sorted(representatives.values(), key=lambda fp: fp.body_hash)
-    truncated = len(bodies) > config.max_bucket_size
-    edges = []
+    records = collections.Counter(members)
+    body_of = {}
+    for member in records:
+        uid, body_hash = member.split(" ")
+        body_of[uid] = body_hash
+    exact = key.startswith("b:") or key.startswith(NO_TEXT_BUCKET)
+    repeated = sorted((member.split(" ")[0], count) for member, count in records.items() if count > 1) \
+        if exact else []
+    uids = sorted(body_of)
+    if len(uids) < 2:
+        return BucketCandidates([], [], repeated, False)
+    if exact:
+        return BucketCandidates([_edge(uids[0], uid) for uid in uids[1:]], [], repeated, False)
+    representatives: dict[str, str] = {}
+    for uid in uids:
+        representatives.setdefault(body_of[uid], uid)
+    bodies = [representatives[body] for body in sorted(representatives)]
+    pairs = []
     for i, left in enumerate(bodies):
-        limit = min(i, config.max_bucket_size)
-        for right in bodies[:limit]:
-            if signature_similarity(left.signature, right.signature) >= config.threshold:
-                edges.append(_edge(left.uid, right.uid))
-    return edges, truncated
+        for right in bodies[:min(i, config.max_bucket_size)]:
+            pairs.append(_edge(left, right))
+    return BucketCandidates([], pairs, repeated, len(bodies) > config.max_bucket_size)
+
+
+def bucket_edges(key: str, members: Iterable[Fingerprint], config: DedupeConfig) -> tuple[list[str], bool]:
+    """Verified edges ``"uidA uidB"`` within one bucket of fingerprints, and
+    whether it was truncated: :func:`bucket_candidates` with every candidate
+    pair kept when its similarity reaches the threshold."""
+    by_uid = {fp.uid: fp for fp in members}
+    candidates = bucket_candidates(
+        key, [bucket_member(fp.uid, fp.body_hash) for fp in by_uid.values()], config)
+    edges = list(candidates.exact_edges)
+    for pair in candidates.pairs:
+        a, b = pair.split(" ")
+        if signature_similarity(by_uid[a].signature, by_uid[b].signature) >= config.threshold:
+            edges.append(pair)
+    return edges, candidates.truncated
 
 
 def resolve_cluster(members: Iterable[Fingerprint]) -> list[tuple[str, tuple]]:
@@ -341,6 +388,11 @@ def deduplicate(docs: Iterable[Document], config: DedupeConfig = DedupeConfig())
 # --------------------------------------------------------------------------
 
 _FINGERPRINTS = "fingerprints"
+_KEYED_DOCUMENTS = "keyed_documents"
+_EXACT_EDGES = "exact_edges"
+_CANDIDATES = "candidates"
+_REPEATED = "repeated"
+_COPIES = "copies"
 
 
 def _counter(name: str):
@@ -348,7 +400,13 @@ def _counter(name: str):
 
 
 class _FingerprintFn(beam.DoFn):
-    """Document -> main ``(uid, doc)``; ``fingerprints`` ``(uid, Fingerprint)``."""
+    """Document -> main: ``(bucket key, "uid body_hash")`` bucket entries;
+    ``keyed_documents``: ``(uid, doc)``; ``fingerprints``: ``(uid, Fingerprint)``.
+
+    The bucket entries are short strings with Beam's fast string coder: they
+    are the only per-document records that meet in the 27-keys-per-document
+    shuffle, so they must be small.
+    """
 
     def __init__(self, config: DedupeConfig):
         super().__init__()
@@ -362,22 +420,23 @@ class _FingerprintFn(beam.DoFn):
     def process(self, doc: Document) -> Iterator[Any]:
         self._documents_in.inc()
         doc = doc.without_transients()
-        uid = document_uid(doc)
         fp = fingerprint(doc, self._config)
+        uid = fp.uid if fp is not None else document_uid(doc)
+        yield beam.pvalue.TaggedOutput(_KEYED_DOCUMENTS, (uid, doc))
         if fp is None:
             self._no_text.inc()
-        else:
-            yield beam.pvalue.TaggedOutput(_FINGERPRINTS, (uid, fp))
-        yield uid, doc
+            yield NO_TEXT_BUCKET + uid, bucket_member(uid, "")
+            return
+        yield beam.pvalue.TaggedOutput(_FINGERPRINTS, (uid, fp))
+        member = bucket_member(uid, fp.body_hash)
+        for key in bucket_keys(fp, self._config):
+            yield key, member
 
 
-def _keyed_buckets(uid_fp: tuple[str, Fingerprint], config: DedupeConfig) -> Iterator[tuple[str, Fingerprint]]:
-    fp = uid_fp[1]
-    for key in bucket_keys(fp, config):
-        yield key, fp
+class _BucketCandidatesFn(beam.DoFn):
+    """One bucket -> main: exact edges; ``candidates``: pairs to verify;
+    ``repeated``: ``(uid, records)`` for a record present more than once."""
 
-
-class _BucketEdgesFn(beam.DoFn):
     def __init__(self, config: DedupeConfig):
         super().__init__()
         self._config = config
@@ -385,12 +444,68 @@ class _BucketEdgesFn(beam.DoFn):
     def setup(self) -> None:
         self._truncated = _counter("bucket_truncated")
 
-    def process(self, element: tuple[str, Iterable[Fingerprint]]) -> Iterator[str]:
+    def process(self, element: tuple[str, Iterable[str]]) -> Iterator[Any]:
         key, members = element
-        edges, truncated = bucket_edges(key, members, self._config)
-        if truncated:
+        candidates = bucket_candidates(key, members, self._config)
+        if candidates.truncated:
             self._truncated.inc()
-        yield from edges
+        yield from candidates.exact_edges
+        for pair in candidates.pairs:
+            yield beam.pvalue.TaggedOutput(_CANDIDATES, pair)
+        for uid_records in candidates.repeated:
+            yield beam.pvalue.TaggedOutput(_REPEATED, uid_records)
+
+
+def _edge_endpoints(edge: str) -> Iterator[tuple[str, None]]:
+    a, b = edge.split(" ")
+    yield a, None
+    yield b, None
+
+
+def _involved_fingerprints(element: tuple[str, dict[str, list]]) -> Iterator[tuple[str, Fingerprint]]:
+    """Fingerprints of the records that have at least one candidate or exact
+    edge: the only ones verification and cluster resolution need."""
+    uid, joined = element
+    if joined["involved"]:
+        for fp in joined["fingerprint"]:
+            yield uid, fp
+
+
+def _keyed_by_left(pair: str) -> tuple[str, str]:
+    a, b = pair.split(" ")
+    return a, b
+
+
+def _left_signature_to_right(element: tuple[str, dict[str, list]]) -> Iterator[tuple[str, tuple[str, bytes]]]:
+    uid, joined = element
+    fps = joined["fingerprint"]
+    if fps:
+        for right in joined["right"]:
+            yield right, (uid, fps[0].signature)
+
+
+class _VerifyPairsFn(beam.DoFn):
+    """Keeps a candidate pair when its estimated Jaccard similarity reaches
+    the threshold (the pair's two signatures met by uid)."""
+
+    def __init__(self, config: DedupeConfig):
+        super().__init__()
+        self._threshold = config.threshold
+
+    def setup(self) -> None:
+        self._rejected = _counter("candidates_rejected")
+
+    def process(self, element: tuple[str, dict[str, list]]) -> Iterator[str]:
+        uid, joined = element
+        fps = joined["fingerprint"]
+        if not fps:
+            return
+        signature = fps[0].signature
+        for left, left_signature in joined["left"]:
+            if signature_similarity(left_signature, signature) >= self._threshold:
+                yield _edge(left, uid)
+            else:
+                self._rejected.inc()
 
 
 class _ComponentsFn(beam.CombineFn):
@@ -432,23 +547,39 @@ def _resolve(element: tuple[str, Iterable[Fingerprint]]) -> list[tuple[str, tupl
 
 
 class _EmitFn(beam.DoFn):
-    """Joins documents with their decision; main output kept documents,
-    ``duplicates`` records."""
+    """Applies the decisions (a side input: only documents in a cluster have
+    one) to the documents as they stream by; main output kept documents,
+    ``duplicates`` records, ``copies`` the records present more than once,
+    which must meet by uid to keep exactly one."""
 
     def setup(self) -> None:
         self._canonical = _counter("canonical")
         self._reasons = {reason: _counter(f"duplicates.{reason}") for reason in REASONS}
 
-    def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Any]:
-        _, joined = element
-        decisions = joined["decision"]
-        for tag, record in emit(joined["document"], decisions[0] if decisions else None):
+    def process(self, element: tuple[str, Document], decisions: dict[str, tuple],
+                repeated: dict[str, int]) -> Iterator[Any]:
+        uid, doc = element
+        if uid in repeated:
+            yield beam.pvalue.TaggedOutput(_COPIES, element)
+            return
+        yield from self._emit([doc], decisions.get(uid))
+
+    def _emit(self, docs: Iterable[Document], decision: tuple | None) -> Iterator[Any]:
+        for tag, record in emit(docs, decision):
             if tag == DOCUMENTS:
                 self._canonical.inc()
                 yield record
             else:
                 self._reasons[record["reason"]].inc()
                 yield beam.pvalue.TaggedOutput(DUPLICATES, record)
+
+
+class _EmitCopiesFn(_EmitFn):
+    """All records of one uid present more than once, with its decision."""
+
+    def process(self, element: tuple[str, Iterable[Document]], decisions: dict[str, tuple]) -> Iterator[Any]:
+        uid, docs = element
+        yield from self._emit(docs, decisions.get(uid))
 
 
 class DeduplicateArticles(beam.PTransform):
@@ -469,24 +600,60 @@ class DeduplicateArticles(beam.PTransform):
 
     def expand(self, documents):
         config = self._config
-        signed = documents | "Fingerprint" >> beam.ParDo(_FingerprintFn(config)).with_outputs(
-            _FINGERPRINTS, main="keyed")
-        keyed_documents, fingerprints = signed["keyed"], signed[_FINGERPRINTS]
-        roots = (
-            fingerprints
-            | "BucketKeys" >> beam.FlatMap(_keyed_buckets, config)
+        signed = (
+            documents
+            | "Fingerprint" >> beam.ParDo(_FingerprintFn(config)).with_outputs(
+                _KEYED_DOCUMENTS, _FINGERPRINTS, main="bucket_entries")
+            .with_output_types(typehints.Tuple[str, str]))
+        keyed_documents, fingerprints = signed[_KEYED_DOCUMENTS], signed[_FINGERPRINTS]
+        buckets = (
+            signed["bucket_entries"]
             | "GroupBuckets" >> beam.GroupByKey()
-            | "VerifyPairs" >> beam.ParDo(_BucketEdgesFn(config))
-            | "DistinctEdges" >> beam.Distinct()
+            | "BucketCandidates" >> beam.ParDo(_BucketCandidatesFn(config)).with_outputs(
+                _CANDIDATES, _REPEATED, main=_EXACT_EDGES))
+        exact_edges = buckets[_EXACT_EDGES] | "DistinctExactEdges" >> beam.Distinct()
+        candidates = buckets[_CANDIDATES] | "DistinctCandidates" >> beam.Distinct()
+
+        involved = (
+            (exact_edges, candidates)
+            | "FlattenEdgesAndCandidates" >> beam.Flatten()
+            | "EdgeEndpoints" >> beam.FlatMap(_edge_endpoints))
+        member_fingerprints = (
+            {"fingerprint": fingerprints, "involved": involved}
+            | "JoinInvolved" >> beam.CoGroupByKey()
+            | "InvolvedFingerprints" >> beam.FlatMap(_involved_fingerprints))
+        left_signatures = (
+            {"fingerprint": member_fingerprints,
+             "right": candidates | "KeyByLeft" >> beam.Map(_keyed_by_left)}
+            | "JoinLeft" >> beam.CoGroupByKey()
+            | "LeftSignatureToRight" >> beam.FlatMap(_left_signature_to_right))
+        verified_edges = (
+            {"fingerprint": member_fingerprints, "left": left_signatures}
+            | "JoinRight" >> beam.CoGroupByKey()
+            | "VerifyPairs" >> beam.ParDo(_VerifyPairsFn(config)))
+
+        roots = (
+            (exact_edges, verified_edges)
+            | "FlattenEdges" >> beam.Flatten()
             | "Components" >> beam.CombineGlobally(_ComponentsFn())
             | "ComponentMembers" >> beam.FlatMap(_component_items))
         decisions = (
-            {"root": roots, "fingerprint": fingerprints}
+            {"root": roots, "fingerprint": member_fingerprints}
             | "JoinComponents" >> beam.CoGroupByKey()
             | "KeyByComponent" >> beam.FlatMap(_fingerprint_by_component)
             | "GroupClusters" >> beam.GroupByKey()
             | "PickCanonical" >> beam.FlatMap(_resolve))
-        return (
-            {"document": keyed_documents, "decision": decisions}
-            | "JoinDecisions" >> beam.CoGroupByKey()
-            | "Emit" >> beam.ParDo(_EmitFn()).with_outputs(DUPLICATES, main=DOCUMENTS))
+        decisions_by_uid = beam.pvalue.AsDict(decisions)
+
+        emitted = keyed_documents | "Emit" >> beam.ParDo(
+            _EmitFn(), decisions_by_uid, beam.pvalue.AsDict(buckets[_REPEATED])).with_outputs(
+                DUPLICATES, _COPIES, main=DOCUMENTS)
+        copies = (
+            emitted[_COPIES]
+            | "GroupCopies" >> beam.GroupByKey()
+            | "EmitCopies" >> beam.ParDo(_EmitCopiesFn(), decisions_by_uid).with_outputs(
+                DUPLICATES, main=DOCUMENTS))
+        return {
+            DOCUMENTS: (emitted[DOCUMENTS], copies[DOCUMENTS]) | "FlattenKept" >> beam.Flatten(),
+            DUPLICATES: (emitted[DUPLICATES], copies[DUPLICATES]) | "FlattenDuplicates" >> beam.Flatten(),
+        }

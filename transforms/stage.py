@@ -14,7 +14,7 @@ import base64
 import concurrent.futures
 import dataclasses
 import traceback
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -30,6 +30,7 @@ __all__ = [
     "StageResult",
     "StageFunction",
     "ApplyStageFn",
+    "ApplyStagesFn",
     "apply_stage",
     "StageOptions",
     "DEFAULT_SECONDS_PER_DOCUMENT",
@@ -116,36 +117,24 @@ class StageResult:
 StageFunction = Callable[[Document], StageResult]
 
 
-class ApplyStageFn(beam.DoFn):
-    """Runs one stage function on each document.
+class _BoundStage:
+    """One stage function on a worker, with its counters and its time bound.
 
-    ``make_function`` is called once per DoFn instance in ``setup()`` so that
-    compiled regexes, ftfy configs and tables are built on the worker, not
-    pickled with the pipeline and not rebuilt per element.
-
-    Counters, all in namespace ``newswash``: ``<stage>.documents_in``,
-    ``<stage>.documents_changed``, ``<stage>.dead_letter``, and
-    ``<stage>.<rule>`` for every rule the function reports.
+    Shared by :class:`ApplyStageFn` (one stage) and :class:`ApplyStagesFn`
+    (several stages fused into one step), so both count, time out and
+    dead-letter exactly alike.
     """
 
-    def __init__(self, stage: str, make_function: Callable[[], StageFunction],
-                 seconds_per_document: float = DEFAULT_SECONDS_PER_DOCUMENT,
-                 inline_characters: int = INLINE_CHARACTERS):
-        super().__init__()
-        if seconds_per_document < 0:
-            raise ValueError(f"seconds_per_document must be >= 0, got {seconds_per_document}")
-        self._stage = stage
-        self._make_function = make_function
+    def __init__(self, stage: str, function: StageFunction, seconds_per_document: float,
+                 inline_characters: int):
+        self.stage = stage
+        self._function = function
         self._seconds_per_document = seconds_per_document
         self._inline_characters = inline_characters
-        self._function: StageFunction | None = None
         self._watchdog: concurrent.futures.ThreadPoolExecutor | None = None
         self._counters: dict[str, Any] = {}
 
-    def setup(self) -> None:
-        self._function = self._make_function()
-
-    def teardown(self) -> None:
+    def close(self) -> None:
         if self._watchdog is not None:
             self._watchdog.shutdown(wait=False)
             self._watchdog = None
@@ -162,7 +151,7 @@ class ApplyStageFn(beam.DoFn):
             return self._function(document)
         if self._watchdog is None:
             self._watchdog = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"newswash-{self._stage}")
+                max_workers=1, thread_name_prefix=f"newswash-{self.stage}")
         future = self._watchdog.submit(self._function, document)
         try:
             return future.result(timeout=self._seconds_per_document)
@@ -170,51 +159,135 @@ class ApplyStageFn(beam.DoFn):
             self._watchdog.shutdown(wait=False)
             self._watchdog = None
             raise TimeoutError(
-                f"{self._stage} took over {self._seconds_per_document:g} s on a "
+                f"{self.stage} took over {self._seconds_per_document:g} s on a "
                 f"{len(document.text)}-character document") from None
 
     def _count(self, name: str, value: int = 1) -> None:
         counter = self._counters.get(name)
         if counter is None:
-            counter = Metrics.counter(METRICS_NAMESPACE, f"{self._stage}.{name}")
+            counter = Metrics.counter(METRICS_NAMESPACE, f"{self.stage}.{name}")
             self._counters[name] = counter
         counter.inc(value)
 
-    def process(self, document: Document) -> Iterator[Any]:
-        if self._function is None:  # a runner that skipped setup()
-            self.setup()
+    def apply(self, document: Document) -> tuple[Document | None, list[beam.pvalue.TaggedOutput]]:
+        """The document this stage passes on (None if it went to the dead
+        letter) and the tagged outputs it produced, in order."""
         self._count("documents_in")
         try:
             result = self._run(document)
         except TimeoutError as error:
             self._count("timeout")
-            yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter(
-                source=document.source, stage=self._stage, reason="timeout", error=str(error),
-                original=document.original, id=document.id))
-            return
+            return None, [beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter(
+                source=document.source, stage=self.stage, reason="timeout", error=str(error),
+                original=document.original, id=document.id))]
         except Exception as error:  # pylint: disable=broad-except
             # A bug or hostile input in one document must not fail the bundle
             # and must not lose the record: it goes to the dead letter whole.
             self._count("dead_letter")
-            yield beam.pvalue.TaggedOutput(
-                DEAD_LETTER, stage_error(document, self._stage, error))
-            return
+            return None, [beam.pvalue.TaggedOutput(
+                DEAD_LETTER, stage_error(document, self.stage, error))]
         for rule, value in result.counts.items():
             if value:
                 self._count(rule, value)
-        for tag, record in result.side_records:
-            yield beam.pvalue.TaggedOutput(tag, record)
+        outputs = [beam.pvalue.TaggedOutput(tag, record) for tag, record in result.side_records]
         if result.document is None:
             self._count("dead_letter")
-            yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter(
-                source=document.source, stage=self._stage,
+            outputs.append(beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter(
+                source=document.source, stage=self.stage,
                 reason=result.drop_reason or "dropped", error=result.drop_reason,
-                original=document.original, id=document.id))
-            return
-        if result.document is not document and result.document.changes and \
-                result.document.changes[-1][0] == self._stage and result.document.changes[-1][1]:
+                original=document.original, id=document.id)))
+            return None, outputs
+        changes = result.document.changes
+        if result.document is not document and changes and \
+                changes[-1][0] == self.stage and changes[-1][1]:
             self._count("documents_changed")
-        yield result.document
+        return result.document, outputs
+
+
+class ApplyStageFn(beam.DoFn):
+    """Runs one stage function on each document.
+
+    ``make_function`` is called once per DoFn instance in ``setup()`` so that
+    compiled regexes, ftfy configs and tables are built on the worker, not
+    pickled with the pipeline and not rebuilt per element.
+
+    Counters, all in namespace ``newswash``: ``<stage>.documents_in``,
+    ``<stage>.documents_changed``, ``<stage>.dead_letter``, ``<stage>.timeout``
+    and ``<stage>.<rule>`` for every rule the function reports.
+    """
+
+    def __init__(self, stage: str, make_function: Callable[[], StageFunction],
+                 seconds_per_document: float = DEFAULT_SECONDS_PER_DOCUMENT,
+                 inline_characters: int = INLINE_CHARACTERS):
+        super().__init__()
+        if seconds_per_document < 0:
+            raise ValueError(f"seconds_per_document must be >= 0, got {seconds_per_document}")
+        self._stage = stage
+        self._make_function = make_function
+        self._seconds_per_document = seconds_per_document
+        self._inline_characters = inline_characters
+        self._bound: _BoundStage | None = None
+
+    def setup(self) -> None:
+        self._bound = _BoundStage(self._stage, self._make_function(),
+                                  self._seconds_per_document, self._inline_characters)
+
+    def teardown(self) -> None:
+        if self._bound is not None:
+            self._bound.close()
+
+    def process(self, document: Document) -> Iterator[Any]:
+        if self._bound is None:  # a runner that skipped setup()
+            self.setup()
+        passed_on, outputs = self._bound.apply(document)
+        yield from outputs
+        if passed_on is not None:
+            yield passed_on
+
+
+class ApplyStagesFn(beam.DoFn):
+    """Runs several stage functions one after the other on each document.
+
+    The result is exactly that of one :class:`ApplyStageFn` per stage (same
+    counters, same dead letters naming the failing stage, same side records),
+    but each document crosses one Beam step instead of one per stage: the
+    per-element cost of a step (output receivers, tagged-output dispatch,
+    metric containers) is paid once. ``stages`` are ``(stage name,
+    make_function)`` pairs in the order they must run.
+    """
+
+    def __init__(self, stages: Sequence[tuple[str, Callable[[], StageFunction]]],
+                 seconds_per_document: float = DEFAULT_SECONDS_PER_DOCUMENT,
+                 inline_characters: int = INLINE_CHARACTERS):
+        super().__init__()
+        if seconds_per_document < 0:
+            raise ValueError(f"seconds_per_document must be >= 0, got {seconds_per_document}")
+        if not stages:
+            raise ValueError("ApplyStagesFn needs at least one stage")
+        self._stages = tuple(stages)
+        self._seconds_per_document = seconds_per_document
+        self._inline_characters = inline_characters
+        self._bound: tuple[_BoundStage, ...] = ()
+
+    def setup(self) -> None:
+        self._bound = tuple(
+            _BoundStage(stage, make_function(), self._seconds_per_document, self._inline_characters)
+            for stage, make_function in self._stages)
+
+    def teardown(self) -> None:
+        for bound in self._bound:
+            bound.close()
+
+    def process(self, document: Document) -> Iterator[Any]:
+        if not self._bound:  # a runner that skipped setup()
+            self.setup()
+        current: Document | None = document
+        for bound in self._bound:
+            current, outputs = bound.apply(current)
+            yield from outputs
+            if current is None:
+                return
+        yield current
 
 
 def stage_error(document: Document, stage: str, error: BaseException) -> DeadLetter:
