@@ -11,6 +11,21 @@ Two input shapes are supported:
   ``.gz``/``.bz2``/``.zst``/``.deflate``/``.xz``): one JSON object per line.
 * Plain text: one article per file; the id is the path relative to the common
   root of all input files.
+
+Parallelism comes from splitting files, not from shuffling records. A corpus
+is often one large JSONL file; read as a whole it would keep one worker busy
+while the others wait. Shuffling every record after the read spreads the work
+but, under the DirectRunner, holds the whole raw corpus in memory and encodes
+every record once more. So an uncompressed JSONL file is cut into byte ranges
+of about ``split_bytes`` (as Beam's ``ReadFromText`` does) and only those few
+ranges are shuffled; each worker then streams its ranges straight into the
+stages, and memory stays near one range's records rather than the corpus.
+
+``source`` must name the true line (``path:line``), and records without an
+id are named by it, so planning the ranges of a file is one streaming pass
+that counts newlines up to each range start; that is cheap next to parsing.
+Compressed files cannot be entered in the middle, and a text article is one
+record, so those are one range each.
 """
 
 from __future__ import annotations
@@ -18,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import apache_beam as beam
 import orjson
@@ -36,6 +51,10 @@ __all__ = [
     "RawRecord",
     "InputSpec",
     "ReadRawRecords",
+    "ReadRange",
+    "DEFAULT_SPLIT_BYTES",
+    "plan_ranges",
+    "iter_range_records",
     "ParseRecordsFn",
     "ReadDocuments",
     "WriteJsonl",
@@ -51,6 +70,14 @@ __all__ = [
 FORMATS = ("auto", "jsonl", "text")
 JSONL_EXTENSIONS = (".jsonl", ".ndjson", ".json")
 READ_STAGE = "read"
+
+# About 4 MiB per range: a 46 MB file becomes a dozen ranges, enough for two
+# (or a few) workers to end together, while each range is still large enough
+# that seeking to it and skipping one partial line cost nothing.
+DEFAULT_SPLIT_BYTES = 4 * 1024 * 1024
+# Chunk of the newline-counting pass: large enough that bytes.count runs at
+# memory speed, small enough to be a bounded buffer.
+_COUNT_CHUNK_BYTES = 1024 * 1024
 
 # Beam's CompressionTypes.AUTO knows these suffixes; we strip them to find the
 # format extension underneath (``articles.jsonl.gz`` is JSONL).
@@ -225,6 +252,17 @@ def parse_text_record(raw: RawRecord, spec: InputSpec) -> Document:
     )
 
 
+def _raw_line_record(path: str, line_number: int, relative_id: str, line: bytes) -> RawRecord | None:
+    """The record of one line as ``readline`` returned it (None for a blank line)."""
+    if line.endswith(b"\n"):
+        line = line[:-1]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+    if not line.strip():
+        return None  # blank separator lines are not records
+    return RawRecord("jsonl", f"{path}:{line_number}", relative_id, line)
+
+
 def iter_raw_records(path: str, handle: Any, kind: str, relative_id: str) -> Iterator[RawRecord]:
     """The raw records of one open binary file (streamed, bounded memory for JSONL)."""
     if kind == "text":
@@ -234,33 +272,134 @@ def iter_raw_records(path: str, handle: Any, kind: str, relative_id: str) -> Ite
     # Beam's CompressedFile has readline() but is not iterable.
     for line in iter(handle.readline, b""):
         line_number += 1
-        if line.endswith(b"\n"):
-            line = line[:-1]
-            if line.endswith(b"\r"):
-                line = line[:-1]
-        if not line.strip():
-            continue  # blank separator lines are not records
-        yield RawRecord("jsonl", f"{path}:{line_number}", relative_id, line)
+        record = _raw_line_record(path, line_number, relative_id, line)
+        if record is not None:
+            yield record
 
 
-class ReadFileRecordsFn(beam.DoFn):
-    """Reads one matched file into :class:`RawRecord`s."""
+class ReadRange(NamedTuple):
+    """A part of one input file, read by one worker.
+
+    The range owns the lines that *start* in ``[start, end)`` (``end`` None:
+    to the end of the file), so a line cut by a boundary belongs to the range
+    where it begins and every line is read exactly once. ``newlines_before``
+    is the number of ``\\n`` bytes before ``start``, from which the range
+    numbers its lines. A range ``(path, 0, None, 0)`` is the whole file,
+    read through its compression.
+    """
+
+    path: str
+    start: int
+    end: int | None
+    newlines_before: int
+
+
+def _is_compressed(path: str) -> bool:
+    return CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
+
+
+def _local_or_remote(path: str) -> str:
+    # Remote workers resolve relative paths against their own directory, so
+    # local files are opened by absolute path; ``source`` keeps the path as
+    # the user wrote it.
+    return path if "://" in path else os.path.abspath(path)
+
+
+def plan_ranges(path: str, handle: Any, split_bytes: int) -> Iterator[ReadRange]:
+    """The ranges of one uncompressed JSONL file open in ``handle`` (seekable).
+
+    A file no larger than ``split_bytes`` is one range and is not read here.
+    Otherwise the file is cut into equal ranges of at most ``split_bytes``
+    and read once, in bounded chunks, to count the newlines before each cut.
+    """
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    if size <= split_bytes:
+        yield ReadRange(path, 0, None, 0)
+        return
+    count = -(-size // split_bytes)
+    cuts = [size * k // count for k in range(1, count)]
+    handle.seek(0)
+    position = start = newlines = newlines_at_start = 0
+    for cut in cuts:
+        while position < cut:
+            chunk = handle.read(min(_COUNT_CHUNK_BYTES, cut - position))
+            if not chunk:
+                break  # the file shrank since it was sized: the last range reads to its end
+            newlines += chunk.count(b"\n")
+            position += len(chunk)
+        if position < cut:
+            break
+        yield ReadRange(path, start, cut, newlines_at_start)
+        start, newlines_at_start = cut, newlines
+    yield ReadRange(path, start, None, newlines_at_start)
+
+
+def iter_range_records(handle: Any, read_range: ReadRange, relative_id: str) -> Iterator[RawRecord]:
+    """The records of the lines starting in ``read_range`` of an uncompressed file.
+
+    The usual text-splitting rule (Hadoop's, Beam's TextIO): a range that does
+    not begin at a line start skips the rest of that line, which the previous
+    range owns, and the last line that starts before ``end`` is read whole,
+    past ``end``. Streamed line by line, so memory is one line.
+    """
+    path, start, end, line_number = read_range
+    position = start
+    handle.seek(max(start - 1, 0))
+    if start > 0 and handle.read(1) != b"\n":
+        partial = handle.readline()
+        position += len(partial)
+        line_number += 1
+    while end is None or position < end:
+        line = handle.readline()
+        if not line:
+            break
+        position += len(line)
+        line_number += 1
+        record = _raw_line_record(path, line_number, relative_id, line)
+        if record is not None:
+            yield record
+
+
+class PlanRangesFn(beam.DoFn):
+    """Splits one matched file into the :class:`ReadRange`s read in parallel."""
+
+    def __init__(self, requested_format: str, split_bytes: int):
+        super().__init__()
+        self._requested_format = requested_format
+        self._split_bytes = split_bytes
+        self._files = Metrics.counter(METRICS_NAMESPACE, f"{READ_STAGE}.files")
+
+    def process(self, path: str) -> Iterator[ReadRange]:
+        self._files.inc()
+        if detect_format(path, self._requested_format) == "text" or _is_compressed(path):
+            yield ReadRange(path, 0, None, 0)
+            return
+        with FileSystems.open(_local_or_remote(path), compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            yield from plan_ranges(path, handle, self._split_bytes)
+
+
+class ReadRangeRecordsFn(beam.DoFn):
+    """Reads one :class:`ReadRange` into :class:`RawRecord`s."""
 
     def __init__(self, requested_format: str, root: str):
         super().__init__()
         self._requested_format = requested_format
         self._root = root
-        self._files = Metrics.counter(METRICS_NAMESPACE, f"{READ_STAGE}.files")
+        self._ranges = Metrics.counter(METRICS_NAMESPACE, f"{READ_STAGE}.ranges")
 
-    def process(self, path: str) -> Iterator[RawRecord]:
-        self._files.inc()
-        kind = detect_format(path, self._requested_format)
-        # Remote workers resolve relative paths against their own directory,
-        # so local files are opened by absolute path; ``source`` keeps the
-        # path as the user wrote it.
-        location = path if "://" in path else os.path.abspath(path)
-        with FileSystems.open(location, compression_type=CompressionTypes.AUTO) as handle:
-            yield from iter_raw_records(path, handle, kind, relative_to(path, self._root))
+    def process(self, read_range: ReadRange) -> Iterator[RawRecord]:
+        self._ranges.inc()
+        path = read_range.path
+        relative_id = relative_to(path, self._root)
+        location = _local_or_remote(path)
+        if read_range.start == 0 and read_range.end is None:
+            kind = detect_format(path, self._requested_format)
+            with FileSystems.open(location, compression_type=CompressionTypes.AUTO) as handle:
+                yield from iter_raw_records(path, handle, kind, relative_id)
+            return
+        with FileSystems.open(location, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            yield from iter_range_records(handle, read_range, relative_id)
 
 
 class ReadRawRecords(beam.PTransform):
@@ -269,27 +408,34 @@ class ReadRawRecords(beam.PTransform):
     ``paths`` are the files :func:`match_inputs` found (sorted, each once, so a
     file matched by two patterns is read once).
 
-    A ``Reshuffle`` follows the read so that the records of one large file are
-    spread over workers: runners such as Flink do not split reads by
-    themselves (see resiliparse's Beam text reader).
+    Files are spread over workers, each is planned into ranges (see the module
+    docstring), and the ranges, not the records, are reshuffled: runners such
+    as Flink and the DirectRunner do not split a DoFn's file reads by
+    themselves, and a shuffle of every record would hold the corpus in memory.
+    ``reshuffle=False`` drops both shuffles, so each range is read where it
+    was planned (one process on a single machine, no shuffle cost).
+    ``split_bytes`` is the size of a range; files no larger are read whole.
     """
 
-    def __init__(self, paths: Sequence[str], requested_format: str, root: str, reshuffle: bool = True):
+    def __init__(self, paths: Sequence[str], requested_format: str, root: str, reshuffle: bool = True,
+                 *, split_bytes: int = DEFAULT_SPLIT_BYTES):
         super().__init__()
+        if split_bytes <= 0:
+            raise ValueError(f"split_bytes must be positive, got {split_bytes}")
         self._paths = sorted(set(paths))
         self._requested_format = requested_format
         self._root = root
         self._reshuffle = reshuffle
+        self._split_bytes = split_bytes
 
     def expand(self, pbegin):
-        records = (
-            pbegin
-            | "Paths" >> beam.Create(self._paths)
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadRecords" >> beam.ParDo(ReadFileRecordsFn(self._requested_format, self._root)))
+        paths = pbegin | "Paths" >> beam.Create(self._paths, reshuffle=self._reshuffle)
         if self._reshuffle:
-            records = records | "SpreadRecords" >> beam.Reshuffle()
-        return records
+            paths = paths | "SpreadFiles" >> beam.Reshuffle()
+        ranges = paths | "PlanRanges" >> beam.ParDo(PlanRangesFn(self._requested_format, self._split_bytes))
+        if self._reshuffle:
+            ranges = ranges | "SpreadRanges" >> beam.Reshuffle()
+        return ranges | "ReadRanges" >> beam.ParDo(ReadRangeRecordsFn(self._requested_format, self._root))
 
 
 class ParseRecordsFn(beam.DoFn):
@@ -337,15 +483,17 @@ class ReadDocuments(beam.PTransform):
     undecoded records, which the run report counts as the input).
     """
 
-    def __init__(self, paths: Sequence[str], spec: InputSpec, reshuffle: bool = True):
+    def __init__(self, paths: Sequence[str], spec: InputSpec, reshuffle: bool = True,
+                 *, split_bytes: int = DEFAULT_SPLIT_BYTES):
         super().__init__()
         self._paths = list(paths)
         self._spec = spec
         self._reshuffle = reshuffle
+        self._split_bytes = split_bytes
 
     def expand(self, pbegin):
         raw = pbegin | "ReadRaw" >> ReadRawRecords(
-            self._paths, self._spec.format, self._spec.root, self._reshuffle)
+            self._paths, self._spec.format, self._spec.root, self._reshuffle, split_bytes=self._split_bytes)
         parsed = raw | "Parse" >> beam.ParDo(ParseRecordsFn(self._spec)).with_outputs(
             DEAD_LETTER, main=DOCUMENTS)
         return {DOCUMENTS: parsed[DOCUMENTS], DEAD_LETTER: parsed[DEAD_LETTER], "raw_records": raw}
