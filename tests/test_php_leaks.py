@@ -683,3 +683,33 @@ def test_runs_of_glued_scalars_are_judged_as_a_whole_and_stripping_is_idempotent
     once = strip_php_leaks(text)[0]
     assert once == expected
     assert strip_php_leaks(once)[0] == once
+
+
+# ------------------------------------------------------------------ fast paths
+@pytest.mark.parametrize("data", [
+    b"", b"(", b"NULL", b"NULLNULL(", b"x.php:", b"x.php:7:", b".php:.php:1", b"Command line code:",
+    b"Command line code:12:Command line code:x", b"a (b) NULL c /v/x.php:3: d (e",
+    "caf\u00e9 (NULL) \u2019.php:9".encode(),
+])
+def test_signature_hits_are_the_literal_occurrences(data):
+    import re
+    from transforms.php_leaks import _signature_hits
+    one_regex = re.compile(rb"\(|NULL|\.php:\d|Command line code:\d")
+    assert _signature_hits(data) == [m.start() for m in one_regex.finditer(data)]
+
+
+@pytest.mark.parametrize("text", [
+    "Prose with no dump at all, only words.",
+    "Prose (with parentheses) but no dump, and the word NULL.",
+    "An error-like phrase on line 5 of the poem, with no file.",
+])
+def test_texts_without_a_leak_skip_the_parser_and_stay(text):
+    leaks, unresolved = find_leaks(text)
+    assert (leaks, unresolved) == ([], 0)
+    assert strip(text) == text
+
+
+def test_error_anchor_in_html2text_form_is_found_after_the_fast_precheck():
+    # "** on line **" starts two bytes before " on line ": the search starts there.
+    text = f"{P1}\n\n**Warning** : Division by zero in **/var/www/a.php** on line **3**\n\n{P2}"
+    assert strip(text) == f"{P1}\n\n{P2}"
