@@ -5,6 +5,7 @@ hypothesis), idempotence, and what no rule may change."""
 from __future__ import annotations
 
 import json
+import random
 import re
 import sys
 import unicodedata
@@ -127,6 +128,46 @@ def test_windowed_is_bad_equals_is_bad():
     for text in samples:
         for line in text.splitlines(True) or [text]:
             assert path._is_bad(line) == badness.is_bad(line), repr(line)  # pylint: disable=protected-access
+
+
+def _dense_badness_alphabets():
+    lone, needs = fast.badness_neighbours()
+    neighbours = set().union(*(chars for pairs in needs.values() for _, chars in pairs))
+    plain = set(" \n\taZz09.,;'\"-\u00a0\u2019\u2013\u2026")
+    return sorted(fast.badness_anchor_chars()), sorted(neighbours | lone), sorted(plain)
+
+
+def test_is_bad_neighbour_test_equals_is_bad_on_dense_strings():
+    # Anchors next to (or near) the neighbours a match needs, amid plain
+    # text: where skipping an anchor wrongly, or a window too short, shows.
+    anchors, neighbours, plain = _dense_badness_alphabets()
+    path = FtfyFastPath(ftfy.TextFixerConfig())
+    rng = random.Random(5)
+    bad = 0
+    for _ in range(30000):
+        text = "".join(rng.choice(rng.choice((anchors, neighbours, plain, plain)))
+                       for _ in range(rng.randint(1, 9)))
+        expected = badness.is_bad(text)
+        bad += expected
+        assert path._is_bad(text) == expected, repr(text)  # pylint: disable=protected-access
+    assert 3000 < bad < 27000  # both outcomes well represented
+
+
+def test_badness_neighbours_cover_the_anchors():
+    lone, needs = fast.badness_neighbours()
+    assert lone | needs.keys() == fast.badness_anchor_chars()
+    assert not lone & needs.keys()
+    # The curly quotes of clean news are anchors that need a neighbour.
+    assert {"\u201c", "\u201d"} <= needs.keys()
+    assert all(pairs and all(distance != 0 and chars for distance, chars in pairs)
+               for pairs in needs.values())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(sum(_dense_badness_alphabets(), [])), max_size=30).map("".join))
+def test_hypothesis_is_bad_neighbour_test(text):
+    path = FtfyFastPath(ftfy.TextFixerConfig())
+    assert path._is_bad(text) == badness.is_bad(text)  # pylint: disable=protected-access
 
 
 def test_nonstandard_encoding_suboptions_are_refused():

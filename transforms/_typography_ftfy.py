@@ -67,6 +67,7 @@ __all__ = [
     "FTFY_COUNT_NAMES",
     "FtfyFastPath",
     "badness_anchor_chars",
+    "badness_neighbours",
     "trigger_chars",
     "reference_fix",
 ]
@@ -147,14 +148,19 @@ def _anchor_cost(chars: set[str]) -> tuple[int, int]:
     return (len(chars & _COMMON_IN_NEWS), len(chars))
 
 
-@functools.lru_cache(maxsize=None)
-def badness_anchor_chars() -> frozenset[str]:
-    """A set of characters without which ``ftfy.badness.is_bad`` is false.
+def _badness_branches() -> list[tuple[list[tuple[int, int, set[str] | None]], int]]:
+    """``BADNESS_RE``'s top-level branches, each as its items and the index of
+    its anchor item.
 
-    For each top-level branch of ``BADNESS_RE``, pick the smallest explicit
-    character set among the branch's required one-character items whose
-    characters are all non-ASCII. Raises ValueError if the pattern has a shape
-    this derivation does not understand (a newer ftfy), rather than guess.
+    An item is ``(run, offset, chars)``: items of one *run* consume exactly
+    one character each, consecutively, so two items of a run match characters
+    ``offset`` apart; zero-width items (``^``) are left out and anything else
+    (an optional item) starts a new run. ``chars`` are the item's explicit
+    characters (None: a category, a negated set, ...). The anchor item is the
+    one with the cheapest all-non-ASCII explicit set (see
+    :func:`badness_anchor_chars`). Raises ValueError if the pattern has a
+    shape this derivation does not understand (a newer ftfy), rather than
+    guess.
     """
     pattern = badness.BADNESS_RE
     if pattern.flags & re.IGNORECASE:
@@ -162,20 +168,80 @@ def badness_anchor_chars() -> frozenset[str]:
     items = list(_sre_parser.parse(pattern.pattern, pattern.flags))
     if len(items) != 1 or items[0][0] is not _sre_constants.BRANCH:
         raise ValueError("BADNESS_RE is not a top-level alternation")
-    anchors: set[str] = set()
+    one_char_ops = (_sre_constants.LITERAL, _sre_constants.NOT_LITERAL, _sre_constants.IN,
+                    _sre_constants.ANY)
+    branches = []
     for branch in items[0][1][1]:
-        best: set[str] | None = None
+        described: list[tuple[int, int, set[str] | None]] = []
+        run = offset = 0
+        best = -1
         for op, av in branch:  # top-level items of a branch are all required
+            if op is _sre_constants.AT:
+                continue  # zero width: consumes nothing, needs nothing here
+            if op not in one_char_ops:
+                run, offset = run + 1, 0  # variable width: offsets restart
+                continue
             chars = _item_chars(op, av)
             if chars and all(ord(c) > 0x7F for c in chars):
                 # Prefer sets without characters common in clean news text
                 # (then smaller sets): fewer lines need the is_bad check.
-                if best is None or _anchor_cost(chars) < _anchor_cost(best):
-                    best = chars
-        if best is None:
+                if best < 0 or _anchor_cost(chars) < _anchor_cost(described[best][2]):
+                    best = len(described)
+            described.append((run, offset, chars))
+            offset += 1
+        if best < 0:
             raise ValueError(f"BADNESS_RE branch without a non-ASCII anchor: {branch}")
-        anchors |= best
+        branches.append((described, best))
+    return branches
+
+
+@functools.lru_cache(maxsize=None)
+def badness_anchor_chars() -> frozenset[str]:
+    """A set of characters without which ``ftfy.badness.is_bad`` is false.
+
+    For each top-level branch of ``BADNESS_RE``, the smallest explicit
+    character set among the branch's required one-character items whose
+    characters are all non-ASCII (the branch's anchor item).
+    """
+    anchors: set[str] = set()
+    for described, best in _badness_branches():
+        anchors |= described[best][2]
     return frozenset(anchors)
+
+
+@functools.lru_cache(maxsize=None)
+def badness_neighbours() -> tuple[frozenset[str], dict[str, tuple[tuple[int, frozenset[str]], ...]]]:
+    """What must surround an anchor character for ``BADNESS_RE`` to match there.
+
+    Returns ``(lone, needs)``. Every match holds, at its branch's anchor
+    item, an anchor character ``c``; if the branch has another item with
+    explicit characters in the same run (at a fixed distance ``d``), the
+    character ``d`` away from ``c`` is one of those. ``needs[c]`` lists, per
+    distance, the union of those sets over the branches whose anchor item
+    holds ``c``; ``lone`` holds the anchor characters of branches without
+    such an item (every occurrence of one may start a match). So a match
+    exists only near a ``lone`` character or a ``c`` with, for some
+    ``(d, chars)`` in ``needs[c]``, the character ``d`` away in ``chars``: a
+    few set look-ups instead of a slow ``BADNESS_RE`` search per anchor (the
+    curly quotes of clean news are anchors, followed by plain letters).
+    """
+    lone: set[str] = set()
+    needs: dict[str, dict[int, set[str]]] = {}
+    for described, best in _badness_branches():
+        run, offset, anchor_chars = described[best]
+        # The partner: the explicit item of the same run with the fewest characters.
+        partners = [(len(chars), item_offset - offset, chars)
+                    for index, (item_run, item_offset, chars) in enumerate(described)
+                    if index != best and item_run == run and chars]
+        if not partners:
+            lone |= anchor_chars
+            continue
+        _, distance, chars = min(partners, key=lambda partner: partner[:2])
+        for char in anchor_chars:
+            needs.setdefault(char, {}).setdefault(distance, set()).update(chars)
+    return frozenset(lone), {
+        char: tuple((distance, frozenset(chars)) for distance, chars in sorted(by_distance.items()))
+        for char, by_distance in needs.items() if char not in lone}
 
 
 def _badness_width() -> int:
@@ -208,6 +274,8 @@ def _badness_width() -> int:
 
 _BADNESS_WIDTH = _badness_width()
 _BADNESS_SEARCH = badness.BADNESS_RE.search
+# fix_encoding_and_explain's loop body (ftfy 6.3.1; the version test pins it).
+_fix_encoding_one_step = ftfy._fix_encoding_one_step_and_explain  # pylint: disable=protected-access
 
 
 def _table_chars(table: dict[int, object]) -> set[str]:
@@ -310,6 +378,9 @@ class FtfyFastPath:
         self._search = self.trigger_re.search
         self._findall = self.trigger_re.findall
         self._anchor_finditer = re.compile(_char_class(badness_anchor_chars())).finditer
+        self._lone_anchors, self._anchor_needs = badness_neighbours()
+        if self._lone_anchors | self._anchor_needs.keys() != badness_anchor_chars():
+            raise ValueError("badness_neighbours does not cover every anchor character")
         self._steps = self._build_steps(config, html=bool(config.unescape_html))
         self._steps_no_html = self._build_steps(config, html=False)
 
@@ -330,19 +401,33 @@ class FtfyFastPath:
                      for name, chars in steps)
 
     def _is_bad(self, text: str) -> bool:
-        """``ftfy.badness.is_bad(text)``, searching only near anchor characters.
+        """``ftfy.badness.is_bad(text)``, searching only near anchor characters
+        that have the neighbour a match there needs.
 
-        Every match of ``BADNESS_RE`` contains an anchor character and is at
-        most ``_BADNESS_WIDTH`` long, and the pattern only consumes characters
-        (no look-arounds, no ``$``), so a match exists iff one exists within
-        ``_BADNESS_WIDTH - 1`` characters of an anchor.
+        Every match of ``BADNESS_RE`` holds, at its branch's anchor item, an
+        anchor character with the neighbour :func:`badness_neighbours` names
+        (or a lone one), and is at most ``_BADNESS_WIDTH`` long; the pattern
+        only consumes characters (no look-arounds, no ``$``), so a match
+        exists iff one exists within ``_BADNESS_WIDTH - 1`` characters of such
+        an anchor. The neighbour test is a few set look-ups; a ``BADNESS_RE``
+        search costs microseconds even on a short window.
         """
         width = _BADNESS_WIDTH
         search = _BADNESS_SEARCH
+        lone = self._lone_anchors
+        needs = self._anchor_needs
         length = len(text)
         lo = hi = -1
         for match in self._anchor_finditer(text):
             pos = match.start()
+            char = text[pos]
+            if char not in lone:
+                for distance, chars in needs[char]:
+                    near = pos + distance
+                    if 0 <= near < length and text[near] in chars:
+                        break
+                else:
+                    continue  # no match holds this character at its anchor item
             if hi >= 0 and pos - width + 1 <= hi:  # overlaps the current window
                 hi = min(length, pos + width)
                 continue
@@ -350,6 +435,24 @@ class FtfyFastPath:
                 return True
             lo, hi = max(0, pos - width + 1), min(length, pos + width)
         return hi >= 0 and search(text, lo, hi) is not None
+
+    def _fix_bad_encoding(self, text: str) -> tuple[str, list]:
+        """``ftfy.fix_encoding_and_explain(text, config)`` for a ``text`` that
+        ``is_bad``.
+
+        Its loop, with its own one-step function, except that the loop ends
+        when the text is no longer bad: the one step returns such a text
+        unchanged after a full ``BADNESS_RE`` search (tens of microseconds on
+        a line), which :meth:`_is_bad` decides in a few.
+        """
+        plan: list = []
+        while True:
+            fixed, step_plan = _fix_encoding_one_step(text, self.config)
+            if step_plan:
+                plan.extend(step_plan)
+            if fixed == text or not self._is_bad(fixed):
+                return fixed, plan
+            text = fixed
 
     def needs_ftfy(self, text: str) -> bool:
         """False only if ``fix_text`` would return ``text`` unchanged."""
@@ -474,7 +577,7 @@ class FtfyFastPath:
                 if fixer is None:  # the encoding fix, which explains itself
                     if not self._is_bad(text):
                         continue  # fix_encoding returns text when not is_bad
-                    fixed, plan = ftfy.fix_encoding_and_explain(text, self.config)
+                    fixed, plan = self._fix_bad_encoding(text)
                     if fixed != text:
                         for action, parameter in plan:
                             fired.add(_STEP_COUNT_NAMES.get(parameter, "ftfy_mojibake")
