@@ -18,7 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from pipeline import report as run_report
 from pipeline.options import STAGE_NAMES, add_run_arguments, config_from_args, RunConfig
-from pipeline.wiring import OUTPUT_DIRECTORIES, RUN_DIRECTORY, build_pipeline
+from pipeline.wiring import OUTPUT_DIRECTORIES, RUN_DIRECTORY, build_pipeline, spill_directory
 
 __all__ = ["main", "build_parser", "run"]
 
@@ -100,6 +100,12 @@ def _existing_outputs(output: str) -> list[str]:
     return found
 
 
+def _delete_spill(config: RunConfig) -> None:
+    spill = spill_directory(config)
+    if FileSystems.exists(spill):
+        FileSystems.delete([spill])
+
+
 def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
     options = PipelineOptions(list(beam_args))
     standard = options.view_as(StandardOptions)
@@ -131,6 +137,7 @@ def run(config: RunConfig, beam_args: Sequence[str], overwrite: bool = False,
     result = pipeline.run()
     result.wait_until_finish()
     seconds = time.monotonic() - started
+    _delete_spill(config)
     outputs, reasons = run_report.read_counts(config.output)
     report = run_report.build_report(
         config={k: list(v) if isinstance(v, tuple) else v for k, v in vars(config).items()},

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from typing import Any, Callable
 
 import apache_beam as beam
@@ -28,6 +29,8 @@ __all__ = [
     "OUTPUT_DIRECTORIES",
     "RUN_DIRECTORY",
     "COUNTS_FILE",
+    "SPILL_DIRECTORY",
+    "spill_directory",
     "build_pipeline",
 ]
 
@@ -39,6 +42,9 @@ OUTPUT_DIRECTORIES = ("documents", PHP_LEAKS, RELATED_LINKS, DUPLICATES, DEAD_LE
 # Bookkeeping written by the pipeline itself for the run report.
 RUN_DIRECTORY = "_run"
 COUNTS_FILE = "counts.jsonl"
+# Cleaned documents wait here (not in the runner's memory) while dedupe
+# decides which copy to keep; ``newswash run`` deletes it after a run.
+SPILL_DIRECTORY = "spill"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +138,13 @@ def stage_function(stage: str, config: RunConfig):
     return CLEANING_STAGES[stage].function(config)
 
 
+def spill_directory(config: RunConfig) -> str:
+    """Where dedupe spills documents: under the output, by absolute path for
+    local outputs so that every worker process finds it."""
+    output = config.output if "://" in config.output else os.path.abspath(config.output)
+    return FileSystems.join(output, RUN_DIRECTORY, SPILL_DIRECTORY)
+
+
 def dedupe_config(config: RunConfig):
     from transforms.dedupe import DedupeConfig  # pylint: disable=import-outside-toplevel
 
@@ -207,7 +220,8 @@ def build_pipeline(pipeline: beam.Pipeline, config: RunConfig) -> dict[str, beam
     if config.runs("dedupe"):
         from transforms.dedupe import DeduplicateArticles  # pylint: disable=import-outside-toplevel
 
-        deduped = documents | "DeduplicateArticles" >> DeduplicateArticles(dedupe_config(config))
+        deduped = documents | "DeduplicateArticles" >> DeduplicateArticles(
+            dedupe_config(config), spill_directory=spill_directory(config))
         documents, duplicates = deduped[DOCUMENTS], deduped[DUPLICATES]
     else:
         duplicates = pipeline | "NoDuplicates" >> beam.Create([])

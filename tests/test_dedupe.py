@@ -9,6 +9,7 @@ document), not by copying output.
 from __future__ import annotations
 
 import collections
+import dataclasses
 
 import operator
 import os
@@ -42,6 +43,8 @@ from transforms.dedupe import (
     DedupeConfig,
     DeduplicateArticles,
     bucket_edges,
+    copy_rank,
+    copy_tag,
     deduplicate,
     fingerprint,
 )
@@ -384,13 +387,14 @@ def test_generated_corpus_ground_truth():
 # ------------------------------------------------------------------ Beam
 
 
-def _run_composite(options=None):
+def _run_composite(options=None, spill_directory=None):
     """Runs the composite over CORPUS (shuffled) with hand-written expectations."""
     shuffled = list(CORPUS)
     random.Random(3).shuffle(shuffled)
     reference = deduplicate(CORPUS)
     with TestPipeline(options=options) as pipeline:
-        outputs = pipeline | beam.Create(shuffled, reshuffle=False) | DeduplicateArticles(DedupeConfig())
+        outputs = pipeline | beam.Create(shuffled, reshuffle=False) | DeduplicateArticles(
+            DedupeConfig(), spill_directory=spill_directory)
         # Stdlib getters, not functions of this module: worker processes cannot
         # import the test module.
         assert_that(outputs[DOCUMENTS] | "KeptSummary" >> beam.Map(operator.attrgetter("id", "duplicates")),
@@ -405,6 +409,54 @@ def _run_composite(options=None):
 
 def test_composite_under_test_pipeline():
     _run_composite()
+
+
+def test_composite_with_spill_directory(tmp_path):
+    # Documents wait in spill files instead of the runner's memory: same result.
+    _run_composite(spill_directory=str(tmp_path / "spill"))
+    assert list((tmp_path / "spill").iterdir()), "the documents were not spilled"
+
+
+@pytest.mark.slow
+def test_composite_with_spill_directory_and_two_worker_processes(tmp_path):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    _run_composite(PipelineOptions(["--direct_num_workers=2", "--direct_running_mode=multi_processing"]),
+                   spill_directory=str(tmp_path / "spill"))
+
+
+def _copies_of_one_record():
+    """A record read three times (two byte-identical copies and one whose
+    pass-through fields differ), beside a near copy of it and an unrelated one."""
+    record = doc("r", MATCH_TEXT + " Extra.", title="Cup Final", published="2017-06-01")
+    other_fields = dataclasses.replace(record, fields=(("section", "sport"),))
+    lone = doc("lone", FLOOD_TEXT)
+    return [record, record, other_fields, lone, lone]
+
+
+@pytest.mark.parametrize("spill", [False, True], ids=["in-memory", "spilled"])
+def test_copies_of_one_record_keep_exactly_one(tmp_path, spill):
+    docs = _copies_of_one_record()
+    kept, duplicates = deduplicate(docs)
+    # The in-memory reference: one of the three "r" copies and one "lone" kept.
+    assert sorted(kept_summary(d) for d in kept) == [("lone", 1), ("r", 2)]
+    assert sorted(duplicate_summary(r) for r in duplicates) == [
+        ("lone", "lone", "exact_body"), ("r", "r", "exact_body"), ("r", "r", "exact_body")]
+    spill_directory = str(tmp_path / "spill") if spill else None
+    for order in (docs, docs[::-1]):
+        with TestPipeline() as pipeline:
+            outputs = pipeline | beam.Create(order, reshuffle=False) | DeduplicateArticles(
+                spill_directory=spill_directory)
+            assert_that(outputs[DOCUMENTS], equal_to(kept), label="CheckKept")
+            assert_that(outputs[DUPLICATES], equal_to(duplicates), label="CheckDuplicates")
+
+
+def test_copy_rank_orders_copies_by_content_only():
+    record = doc("r", MATCH_TEXT)
+    assert copy_rank(record) == copy_rank(dataclasses.replace(record))
+    assert copy_rank(record) != copy_rank(dataclasses.replace(record, fields=(("k", "v"),)))
+    assert copy_tag(record, "f:1") != copy_tag(record, "f:2")
+    assert copy_tag(record, "f:1").startswith(copy_rank(record) + "@")
 
 
 def test_composite_on_empty_input():

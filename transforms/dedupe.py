@@ -86,10 +86,16 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import pickle
+import struct
+import uuid
 from typing import Any, Iterable, Iterator, NamedTuple
 
 import apache_beam as beam
 from apache_beam import typehints
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindows
 from apache_beam.metrics import Metrics
 
 from transforms._dedupe_minhash import (
@@ -125,6 +131,8 @@ __all__ = [
     "bucket_keys",
     "NO_TEXT_BUCKET",
     "bucket_member",
+    "copy_rank",
+    "copy_tag",
     "BucketCandidates",
     "bucket_candidates",
     "bucket_edges",
@@ -244,20 +252,29 @@ def _edge(a: str, b: str) -> str:
 NO_TEXT_BUCKET = "u:"
 
 
-def bucket_member(uid: str, body_hash: str) -> str:
-    """What a bucket holds per record: ``"uid body_hash"`` (both hex, no spaces)."""
-    return f"{uid} {body_hash}"
+def bucket_member(uid: str, body_hash: str, copy: str = "") -> str:
+    """What a bucket holds per record: ``"uid body_hash"`` (both hex), and in
+    the exact-body bucket also the record's :func:`copy_tag` when documents
+    are spilled (it picks the one copy to keep of a record present twice)."""
+    return f"{uid} {body_hash} {copy}" if copy else f"{uid} {body_hash}"
+
+
+def copy_tag(doc: Document, position: str) -> str:
+    """:func:`copy_rank`, then the spill ``position``: unique per record, and
+    when two copies tie on the rank they are identical, so whichever position
+    wins, the output is the same."""
+    return f"{copy_rank(doc)}@{position}"
 
 
 class BucketCandidates(NamedTuple):
     """What one bucket yields: ``exact_edges`` (identical normalised bodies,
     final), ``pairs`` (``"uidA uidB"``, still to verify by similarity),
-    ``repeated`` (``(uid, records)`` for a record present more than once)
-    and whether the bucket was ``truncated``."""
+    ``repeated`` (``(uid, (records, smallest copy tag))`` for a record present
+    more than once) and whether the bucket was ``truncated``."""
 
     exact_edges: list[str]
     pairs: list[str]
-    repeated: list[tuple[str, int]]
+    repeated: list[tuple[str, tuple[int, str]]]
     truncated: bool
 
 
@@ -270,13 +287,18 @@ def bucket_candidates(key: str, members: Iterable[str], config: DedupeConfig) ->
     ``max_bucket_size`` distinct bodies, each body is paired with the first
     ``max_bucket_size`` (by body hash) only.
     """
-    records = collections.Counter(members)
-    body_of = {}
-    for member in records:
-        uid, body_hash = member.split(" ")
+    records: collections.Counter[str] = collections.Counter()
+    body_of: dict[str, str] = {}
+    first_copy: dict[str, str] = {}
+    for member in members:
+        uid, body_hash, *copy = member.split(" ")
+        records[uid] += 1
         body_of[uid] = body_hash
+        tag = copy[0] if copy else ""
+        if uid not in first_copy or tag < first_copy[uid]:
+            first_copy[uid] = tag
     exact = key.startswith("b:") or key.startswith(NO_TEXT_BUCKET)
-    repeated = sorted((member.split(" ")[0], count) for member, count in records.items() if count > 1) \
+    repeated = sorted((uid, (count, first_copy[uid])) for uid, count in records.items() if count > 1) \
         if exact else []
     uids = sorted(body_of)
     if len(uids) < 2:
@@ -332,13 +354,16 @@ def duplicate_record(doc: Document, duplicate_of: str, duplicate_of_source: str,
             "duplicate_of_source": duplicate_of_source}
 
 
-def _copy_order(doc: Document) -> tuple:
-    return (repr(doc.fields), doc.flags, doc.changes, doc.related_links, doc.duplicates)
+def copy_rank(doc: Document) -> str:
+    """Orders the copies of one record (same uid) by a hash of what may still
+    differ between them (pass-through fields, flags, changes): the smallest
+    is kept. Copies with equal ranks are identical in every output byte."""
+    return digest(repr((doc.fields, doc.flags, doc.changes, doc.related_links, doc.duplicates)), size=8)
 
 
 def emit(docs: Iterable[Document], decision: tuple | None) -> Iterator[tuple[str, Any]]:
     """(tag, element) outputs for all records of one uid and its decision."""
-    copies = sorted(docs, key=_copy_order)
+    copies = sorted(docs, key=copy_rank)
     if not copies:
         return
     if decision is None or decision[0] == "canonical":
@@ -351,6 +376,18 @@ def emit(docs: Iterable[Document], decision: tuple | None) -> Iterator[tuple[str
     _, canonical_id, canonical_source, reason, similarity = decision
     for doc in copies:
         yield DUPLICATES, duplicate_record(doc, canonical_id, canonical_source, reason, similarity)
+
+
+def emit_copy(doc: Document, decision: tuple | None, records: int, kept: bool) -> tuple[str, Any]:
+    """(tag, element) for one of ``records`` copies of a record, without
+    meeting the others: ``kept`` says whether it is the copy to keep."""
+    if decision is not None and decision[0] == "duplicate":
+        _, canonical_id, canonical_source, reason, similarity = decision
+        return DUPLICATES, duplicate_record(doc, canonical_id, canonical_source, reason, similarity)
+    if kept:
+        n = (decision[1] if decision is not None else 0) + records - 1
+        return DOCUMENTS, doc.record_stage(STAGE, n, duplicates=n)
+    return DUPLICATES, duplicate_record(doc, doc.id, doc.source, "exact_body", 1.0)
 
 
 def deduplicate(docs: Iterable[Document], config: DedupeConfig = DedupeConfig()) -> tuple[list[Document], list[dict]]:
@@ -392,6 +429,11 @@ _KEYED_DOCUMENTS = "keyed_documents"
 _EXACT_EDGES = "exact_edges"
 _CANDIDATES = "candidates"
 _REPEATED = "repeated"
+_SPILLED = "spilled"
+# Spill files are cut at about this size so that reading them back spreads
+# over workers (one file is read by one worker).
+SPILL_FILE_BYTES = 32 * 1024 * 1024
+SPILL_SUFFIX = ".spill"
 _COPIES = "copies"
 
 
@@ -401,36 +443,132 @@ def _counter(name: str):
 
 class _FingerprintFn(beam.DoFn):
     """Document -> main: ``(bucket key, "uid body_hash")`` bucket entries;
-    ``keyed_documents``: ``(uid, doc)``; ``fingerprints``: ``(uid, Fingerprint)``.
+    ``fingerprints``: ``(uid, Fingerprint)``; and the document itself, as
+    ``(uid, doc)`` on ``keyed_documents`` or, with a spill directory, into a
+    spill file whose path goes to ``spilled``.
 
     The bucket entries are short strings with Beam's fast string coder: they
     are the only per-document records that meet in the 27-keys-per-document
     shuffle, so they must be small.
     """
 
-    def __init__(self, config: DedupeConfig):
+    def __init__(self, config: DedupeConfig, spill_directory: str | None = None):
         super().__init__()
         self._config = config
+        self._spill_directory = spill_directory
+        self._spill: _SpillWriter | None = None
 
     def setup(self) -> None:
         self._documents_in = _counter("documents_in")
         self._no_text = _counter("no_text")
         permutations(self._config.num_perm, self._config.seed)  # warm the cache
 
+    def start_bundle(self) -> None:
+        self._spill = None
+
     def process(self, doc: Document) -> Iterator[Any]:
         self._documents_in.inc()
         doc = doc.without_transients()
         fp = fingerprint(doc, self._config)
         uid = fp.uid if fp is not None else document_uid(doc)
-        yield beam.pvalue.TaggedOutput(_KEYED_DOCUMENTS, (uid, doc))
+        if self._spill_directory is None:
+            yield beam.pvalue.TaggedOutput(_KEYED_DOCUMENTS, (uid, doc))
+            copy = ""
+        else:
+            if self._spill is None:
+                self._spill = _SpillWriter(self._spill_directory)
+            position, full = self._spill.write(uid, doc)
+            if full is not None:
+                yield beam.pvalue.TaggedOutput(_SPILLED, full)
+            copy = copy_tag(doc, position)
         if fp is None:
             self._no_text.inc()
-            yield NO_TEXT_BUCKET + uid, bucket_member(uid, "")
+            yield NO_TEXT_BUCKET + uid, bucket_member(uid, "", copy)
             return
         yield beam.pvalue.TaggedOutput(_FINGERPRINTS, (uid, fp))
         member = bucket_member(uid, fp.body_hash)
-        for key in bucket_keys(fp, self._config):
+        keys = bucket_keys(fp, self._config)
+        yield keys[0], bucket_member(uid, fp.body_hash, copy)  # the exact-body bucket
+        for key in keys[1:]:
             yield key, member
+
+    def finish_bundle(self) -> Iterator[Any]:
+        if self._spill is not None:
+            path = self._spill.close()
+            self._spill = None
+            if path is not None:
+                yield beam.pvalue.TaggedOutput(_SPILLED, GlobalWindows.windowed_value(path))
+
+
+class _SpillWriter:
+    """Writes ``(uid, Document)`` records to files of about ``SPILL_FILE_BYTES``.
+
+    Each record is a 4-byte little-endian length and a pickle. A file name
+    is only emitted once the file is complete and closed, so a retried
+    bundle's files are never read twice: an abandoned attempt leaves an
+    orphan that nobody references.
+    """
+
+    def __init__(self, directory: str):
+        self._directory = directory
+        self._handle: Any = None
+        self._path: str | None = None
+        self._file_id = ""
+        self._written = 0
+        self._records = 0
+
+    def _open(self) -> None:
+        self._file_id = uuid.uuid4().hex
+        self._path = FileSystems.join(self._directory, self._file_id + SPILL_SUFFIX)
+        self._handle = FileSystems.create(self._path, compression_type=CompressionTypes.UNCOMPRESSED)
+        self._written = 0
+        self._records = 0
+
+    def write(self, uid: str, doc: Document) -> tuple[str, str | None]:
+        """Writes one record; returns its position (``file id:index``) and the
+        path of a file that just filled up, if any."""
+        if self._handle is None:
+            self._open()
+        payload = pickle.dumps((uid, doc), protocol=pickle.HIGHEST_PROTOCOL)
+        self._handle.write(struct.pack("<I", len(payload)))
+        self._handle.write(payload)
+        position = spill_position(self._file_id, self._records)
+        self._written += 4 + len(payload)
+        self._records += 1
+        if self._written >= SPILL_FILE_BYTES:
+            return position, self.close()
+        return position, None
+
+    def close(self) -> str | None:
+        if self._handle is None:
+            return None
+        self._handle.close()
+        path, self._handle, self._path = self._path, None, None
+        return path
+
+
+def spill_position(file_id: str, index: int) -> str:
+    return f"{file_id}:{index}"
+
+
+def spill_file_id(path: str) -> str:
+    return path.rsplit("/", 1)[-1][:-len(SPILL_SUFFIX)]
+
+
+def read_spill_file(path: str) -> Iterator[tuple[str, Document]]:
+    """The ``(uid, Document)`` records of one spill file, in order."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        while True:
+            header = handle.read(4)
+            if not header:
+                return
+            if len(header) < 4:
+                raise IOError(f"truncated spill file {path}")
+            (size,) = struct.unpack("<I", header)
+            payload = handle.read(size)
+            if len(payload) < size:
+                raise IOError(f"truncated spill file {path}")
+            yield pickle.loads(payload)
 
 
 class _BucketCandidatesFn(beam.DoFn):
@@ -566,12 +704,15 @@ class _EmitFn(beam.DoFn):
 
     def _emit(self, docs: Iterable[Document], decision: tuple | None) -> Iterator[Any]:
         for tag, record in emit(docs, decision):
-            if tag == DOCUMENTS:
-                self._canonical.inc()
-                yield record
-            else:
-                self._reasons[record["reason"]].inc()
-                yield beam.pvalue.TaggedOutput(DUPLICATES, record)
+            yield from self._output(tag, record)
+
+    def _output(self, tag: str, record: Any) -> Iterator[Any]:
+        if tag == DOCUMENTS:
+            self._canonical.inc()
+            yield record
+        else:
+            self._reasons[record["reason"]].inc()
+            yield beam.pvalue.TaggedOutput(DUPLICATES, record)
 
 
 class _EmitCopiesFn(_EmitFn):
@@ -580,6 +721,26 @@ class _EmitCopiesFn(_EmitFn):
     def process(self, element: tuple[str, Iterable[Document]], decisions: dict[str, tuple]) -> Iterator[Any]:
         uid, docs = element
         yield from self._emit(docs, decisions.get(uid))
+
+
+class _EmitSpilledFn(_EmitFn):
+    """Every record of one spill file with its decision. A record present
+    more than once is told apart from its copies by its spill position, so
+    no copies need to meet (and no Flatten has to hold the documents)."""
+
+    def process(self, path: str, decisions: dict[str, tuple],
+                repeated: dict[str, tuple[int, str]]) -> Iterator[Any]:
+        file_id = spill_file_id(path)
+        for index, (uid, doc) in enumerate(read_spill_file(path)):
+            decision = decisions.get(uid)
+            copies = repeated.get(uid)
+            if copies is None:
+                yield from self._emit([doc], decision)
+                continue
+            records, kept_tag = copies
+            tag, record = emit_copy(
+                doc, decision, records, copy_tag(doc, spill_position(file_id, index)) == kept_tag)
+            yield from self._output(tag, record)
 
 
 class DeduplicateArticles(beam.PTransform):
@@ -592,20 +753,21 @@ class DeduplicateArticles(beam.PTransform):
     ``similarity``). Counters: see the module docstring.
     """
 
-    def __init__(self, config: DedupeConfig = DedupeConfig()):
+    def __init__(self, config: DedupeConfig = DedupeConfig(), spill_directory: str | None = None):
         super().__init__()
         if not isinstance(config, DedupeConfig):
             raise ValueError(f"expected a DedupeConfig, got {type(config).__name__}")
         self._config = config
+        self._spill_directory = spill_directory
 
     def expand(self, documents):
         config = self._config
         signed = (
             documents
-            | "Fingerprint" >> beam.ParDo(_FingerprintFn(config)).with_outputs(
-                _KEYED_DOCUMENTS, _FINGERPRINTS, main="bucket_entries")
+            | "Fingerprint" >> beam.ParDo(_FingerprintFn(config, self._spill_directory)).with_outputs(
+                _KEYED_DOCUMENTS, _SPILLED, _FINGERPRINTS, main="bucket_entries")
             .with_output_types(typehints.Tuple[str, str]))
-        keyed_documents, fingerprints = signed[_KEYED_DOCUMENTS], signed[_FINGERPRINTS]
+        fingerprints = signed[_FINGERPRINTS]
         buckets = (
             signed["bucket_entries"]
             | "GroupBuckets" >> beam.GroupByKey()
@@ -645,8 +807,18 @@ class DeduplicateArticles(beam.PTransform):
             | "PickCanonical" >> beam.FlatMap(_resolve))
         decisions_by_uid = beam.pvalue.AsDict(decisions)
 
-        emitted = keyed_documents | "Emit" >> beam.ParDo(
-            _EmitFn(), decisions_by_uid, beam.pvalue.AsDict(buckets[_REPEATED])).with_outputs(
+        repeated_by_uid = beam.pvalue.AsDict(buckets[_REPEATED])
+        if self._spill_directory is not None:
+            # The runner never holds the documents: they stream from the
+            # spill files to the outputs (a Flatten would materialise them).
+            emitted = (
+                signed[_SPILLED]
+                | "SpreadSpillFiles" >> beam.Reshuffle()
+                | "Emit" >> beam.ParDo(_EmitSpilledFn(), decisions_by_uid, repeated_by_uid).with_outputs(
+                    DUPLICATES, main=DOCUMENTS))
+            return {DOCUMENTS: emitted[DOCUMENTS], DUPLICATES: emitted[DUPLICATES]}
+        emitted = signed[_KEYED_DOCUMENTS] | "Emit" >> beam.ParDo(
+            _EmitFn(), decisions_by_uid, repeated_by_uid).with_outputs(
                 DUPLICATES, _COPIES, main=DOCUMENTS)
         copies = (
             emitted[_COPIES]
