@@ -368,3 +368,56 @@ def test_naughty_strings_never_crash():
         for text in (value, f"{value}\n{value}\n\nbody", f"{value}\nJuly 16, 2017\n\nbody"):
             result = function(Document(id="x", text=text, title=value or None))
             assert result.document is not None
+
+
+# ---------------------------------------------------------------- fast paths
+
+def _key_by_category(line: str) -> str:
+    """headline_key spelled as the per-character rule of the module docstring."""
+    import re
+    import unicodedata
+
+    from transforms.headlines import _fold
+
+    chars = []
+    for ch in _fold(line).casefold():
+        category = unicodedata.category(ch)
+        if category == "Cf" or (category == "Cc" and ch not in "\t\n\r"):
+            continue
+        chars.append(" " if category[0] in "PSZC" else ch)
+    return re.sub(r"\s+", " ", "".join(chars)).strip()
+
+
+@pytest.mark.parametrize("line", [
+    "", "plain ascii", "Fa\x0blls \x00 a\x7fb", "tab\tnew\nline\rend", "\u2018Biniat\u2019 \u2014 Site",
+    "zero\u200bwidth\ufeffsoft\u00adhyphen", "\u2028line\u2029para\x85next", "\ud800 lone surrogate",
+    "\uff21\uff22 \ufb01 Stra\u00dfe \u0130stanbul", "\U0001f600 emoji \U000e0001 tag", "\u0301combining",
+])
+def test_headline_key_table_matches_the_per_character_rule(line):
+    assert headline_key.__wrapped__(line) == _key_by_category(line)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_headline_key_table_matches_the_rule_on_any_text(line):
+    assert headline_key.__wrapped__(line) == _key_by_category(line)
+
+
+def test_translate_tables_stop_remembering_at_their_limit(monkeypatch):
+    from transforms import headlines
+
+    table = headlines._KeyChars()
+    monkeypatch.setattr(headlines, "_TABLE_LIMIT", 3)
+    assert "a\u00adb-c\u00e9d".translate(table) == "ab c\u00e9d"
+    assert len(table) == 3
+    assert "\u00e9\u00e9".translate(table) == "\u00e9\u00e9"  # still answered, not stored
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("Headline -- Site", "Headline"),
+    ("Headline\u00a0|\u00a0Site", "Headline"),
+    ("al-Sham fighting 9-11", None),
+    ("Headline -Site", None),
+])
+def test_site_suffix_precheck_keeps_the_rule(line, expected):
+    assert strip_site_suffix(line) == expected

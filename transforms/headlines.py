@@ -142,22 +142,66 @@ class HeadlinesConfig:
 # Headline keys
 # --------------------------------------------------------------------------
 
-_FOLD = str.maketrans({
+class _Table(dict):
+    """A complete ``str.translate`` table, filled on first sight of each code point.
+
+    ``str.translate`` raises and catches a ``KeyError`` for every character
+    a plain dict lacks, which costs ~10x the lookup; a table that answers
+    every code point (and remembers it) avoids that. At most
+    ``_TABLE_LIMIT`` code points are remembered, so hostile input that shows
+    every code point cannot grow a table without bound.
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, code: int) -> int | str | None:
+        value = self._value(code)
+        if len(self) < _TABLE_LIMIT:
+            self[code] = value
+        return value
+
+    def _value(self, code: int) -> int | str | None:
+        return code  # unchanged
+
+
+class _KeyChars(_Table):
+    """The per-character rule of :func:`headline_key`: ``None`` (deleted),
+    ``" "`` (punctuation, symbols, separators, other controls) or unchanged,
+    decided by ``unicodedata.category`` exactly."""
+
+    __slots__ = ()
+
+    def _value(self, code: int) -> int | str | None:
+        ch = chr(code)
+        category = unicodedata.category(ch)
+        if category == "Cf" or (category == "Cc" and ch not in "\t\n\r"):
+            # Deleted, not spaced: the typography stage (after this one)
+            # deletes control and format characters, so "Fa\x0blls" must
+            # already match "Falls" here or a second run would differ.
+            return None
+        return " " if category[0] in "PSZC" else code
+
+
+_TABLE_LIMIT = 1 << 16
+_FOLD = _Table(str.maketrans({
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
     "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
     "\u00ab": '"', "\u00bb": '"', "\u2039": "'", "\u203a": "'",
     "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
     "\u2015": "-", "\u2212": "-", "\ufe58": "-", "\ufe63": "-", "\uff0d": "-",
     "\u00a0": " ", "\u2007": " ", "\u202f": " ", "\u200b": "", "\ufeff": "", "\u00ad": "",
-})
-_SPACES = re.compile(r"\s+")
+}))
+_KEY_CHARS = _KeyChars()
 # Separator + short site name at the end of a headline. The separator must be
 # surrounded by spaces so "al-Sham" or "9-11" never look like a suffix.
 _SUFFIX = re.compile(r"^(?P<head>.*\S)\s+(?:-{1,2}|\u2013|\u2014|\||::|\u00b7|\u2022)\s+(?P<site>\S(?:.*\S)?)\s*$")
+# What every _SUFFIX match holds: a cheap search that most lines fail.
+_SEPARATOR = re.compile(r"\s(?:-{1,2}|\u2013|\u2014|\||::|\u00b7|\u2022)\s")
 
 
 def _fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).translate(_FOLD)
+    text = unicodedata.normalize("NFKC", text)
+    return text if text.isascii() else text.translate(_FOLD)  # _FOLD maps no ASCII
 
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
@@ -170,17 +214,10 @@ def headline_key(line: str) -> str:
     >>> headline_key("  \u201cAssad\u201d \u2014 Ouster  Fades\u00a0Away! ")
     'assad ouster fades away'
     """
-    folded = _fold(line).casefold()
-    chars = []
-    for ch in folded:
-        category = unicodedata.category(ch)
-        if category == "Cf" or (category == "Cc" and ch not in "\t\n\r"):
-            # Deleted, not spaced: the typography stage (after this one)
-            # deletes control and format characters, so "Fa\x0blls" must
-            # already match "Falls" here or a second run would differ.
-            continue
-        chars.append(" " if category[0] in "PSZC" else ch)
-    return _SPACES.sub(" ", "".join(chars)).strip()
+    # After the translation the only whitespace left is " " (every other
+    # separator or control is spaced or deleted), so split/join collapses
+    # runs and strips the ends exactly like a \s+ substitution and strip().
+    return " ".join(_fold(line).casefold().translate(_KEY_CHARS).split())
 
 
 def strip_site_suffix(line: str, max_words: int = 4) -> str | None:
@@ -191,6 +228,8 @@ def strip_site_suffix(line: str, max_words: int = 4) -> str | None:
     >>> strip_site_suffix("No suffix here") is None
     True
     """
+    if _SEPARATOR.search(line) is None:
+        return None
     match = _SUFFIX.match(line.strip())
     if match is None:
         return None
@@ -246,6 +285,9 @@ _DATELINE_TIME_FIRST = re.compile(
 )
 _DATELINE = re.compile(
     r"^\s*(?:" + _PREFIX + r")?" + _DATE + _TIME + r"\s*$", re.IGNORECASE)
+# Every form of _DATE holds a four-digit year: most header lines (headlines)
+# have none and skip the two long patterns.
+_YEAR = re.compile(r"\d{4}")
 
 
 def _offset(tz: str | None) -> str | None:
@@ -282,7 +324,7 @@ def parse_dateline(line: str) -> str | None:
     >>> parse_dateline("Raging clashes on July 16, 2017") is None
     True
     """
-    if len(line) > 120:
+    if len(line) > 120 or _YEAR.search(line) is None:
         return None
     match = _DATELINE.match(line) or _DATELINE_TIME_FIRST.match(line)
     if match is None:
@@ -350,15 +392,18 @@ def split_header(text: str, title: str | None = None, published: str | None = No
     unchanged = Header(title, published, text, 0, counts)
     # Only CR/LF end a line: str.splitlines also breaks at \x0b, \x1c, U+2028
     # ..., characters the typography stage later deletes or keeps inline.
-    lines = _LINE.findall(text)
+    # Lines are read lazily: only the header block is ever looked at, and
+    # the body is the text from the offset of its first line on (the lines
+    # tile the text, so that is the join of the remaining lines).
     has_title = bool(title and title.strip())
 
     title_line: str | None = title if has_title else None
     tentative: int | None = None             # entry index of a title taken from the body
-    entries: list[tuple[str, int, str]] = []  # (kind "t"/"d", line index, stripped line)
-    body_start = len(lines)
-    for index, raw in enumerate(lines):
-        line = raw.strip()
+    entries: list[tuple[str, int, str]] = []  # (kind "t"/"d", line offset, stripped line)
+    body_start = len(text)
+    for match in _LINE.finditer(text):
+        index = match.start()
+        line = match.group().strip()
         if not line:
             continue
         if len(line) > config.max_title_chars:
@@ -411,8 +456,8 @@ def split_header(text: str, title: str | None = None, published: str | None = No
     if not entries:
         return unchanged
 
-    body = "".join(lines[body_start:])
-    if not body.strip():
+    body = text[body_start:]
+    if not body or body.isspace():  # what strip() would empty, without copying the body
         counts = dict.fromkeys(COUNT_NAMES, 0)
         counts["header_only_unchanged"] = 1
         return Header(title, published, text, 0, counts)
