@@ -42,11 +42,16 @@ from transforms.dedupe import (
     STAGE,
     DedupeConfig,
     DeduplicateArticles,
+    BucketIndexWriter,
+    bucket_candidates,
     bucket_edges,
+    bucket_member,
     copy_rank,
     copy_tag,
+    copy_tag_from,
     deduplicate,
     fingerprint,
+    shard_candidates,
 )
 from transforms.document import Document
 from transforms.stage import DOCUMENTS
@@ -549,3 +554,69 @@ def test_normalize_body_ascii_fast_path_equals_the_unicode_rule(text):
     from transforms._dedupe_minhash import _NOT_WORDLIKE
 
     assert normalize_body(text) == " ".join(_NOT_WORDLIKE.sub(" ", text.casefold()).split())
+
+
+# ------------------------------------------------------------------ packed bucket index
+
+_HEX = st.text(alphabet="0123456789abcdef", min_size=32, max_size=32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    entries=st.lists(st.tuples(
+        st.sampled_from(["b:k1", "b:k2", "u:k3", "l:000:k4", "l:001:k4", "h:k5", "l:002:k6"]),
+        st.sampled_from(["a" * 32, "b" * 32, "c" * 32, "0123456789abcdef" * 2]),
+        st.sampled_from(["", "e" * 32, "f" * 32]),
+        st.sampled_from(["", "0011223344556677@" + "9" * 32 + ":3", "0011223344556677@" + "8" * 32 + ":12"]),
+    ), max_size=40),
+    shards=st.integers(1, 5),
+    flush_every=st.integers(1, 50),
+)
+def test_packed_index_finds_what_per_bucket_grouping_finds(entries, shards, flush_every):
+    # The packed index is an encoding, not a rule: its candidates must be
+    # exactly those of bucket_candidates over each key's members.
+    config = DedupeConfig(max_bucket_size=2)
+    writer = BucketIndexWriter(shards)
+    blobs_by_shard: dict[int, list[bytes]] = collections.defaultdict(list)
+    expected_members: dict[str, list[str]] = collections.defaultdict(list)
+    for i, (key, uid, body, copy) in enumerate(entries):
+        exact = key.startswith(("b:", "u:"))
+        writer.add(key, uid, body, copy if exact else None)
+        expected_members[key].append(bucket_member(uid, body or "0" * 32, copy if exact else ""))
+        if i % flush_every == 0:
+            for shard, blob in writer.flush():
+                blobs_by_shard[shard].append(blob)
+    for shard, blob in writer.flush():
+        blobs_by_shard[shard].append(blob)
+
+    def summary(results):
+        edges, pairs, repeated, truncated = [], [], [], 0
+        for result in results:
+            edges += result.exact_edges
+            pairs += result.pairs
+            repeated += result.repeated
+            truncated += result.truncated
+        return sorted(edges), sorted(pairs), sorted(repeated), truncated
+
+    expected = summary(bucket_candidates(key, members, config)
+                       for key, members in expected_members.items() if len(members) > 1)
+    packed = summary(candidates for blobs in blobs_by_shard.values()
+                     for candidates in shard_candidates(blobs, config))
+    assert packed == expected
+    assert all(0 <= shard < shards for shard in blobs_by_shard)
+
+
+def test_packed_index_record_of_a_copy_round_trips():
+    writer = BucketIndexWriter(1)
+    tag = copy_tag_from("0011223344556677", "ab" * 16 + ":70000")
+    writer.add("b:x", "a" * 32, "e" * 32, tag)
+    writer.add("b:x", "a" * 32, "e" * 32, "")
+    [(_, blob)] = writer.flush()
+    [candidates] = list(shard_candidates([blob], DedupeConfig()))
+    # Two records of one uid: repeated, and the empty tag (not spilled) sorts first.
+    assert candidates.repeated == [("a" * 32, (2, ""))]
+    writer.add("b:x", "a" * 32, "e" * 32, tag)
+    writer.add("b:x", "a" * 32, "e" * 32, copy_tag_from("ffffffffffffffff", "00" * 16 + ":1"))
+    [(_, blob)] = writer.flush()
+    [candidates] = list(shard_candidates([blob], DedupeConfig()))
+    assert candidates.repeated == [("a" * 32, (2, tag))]

@@ -86,6 +86,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import pickle
 import struct
 import uuid
@@ -95,8 +96,9 @@ import apache_beam as beam
 from apache_beam import typehints
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.transforms.window import GlobalWindows
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
+import numpy as np
 
 from transforms._dedupe_minhash import (
     Fingerprint,
@@ -167,6 +169,9 @@ class DedupeConfig:
         MinHash (bounds the cost of huge hostile documents; the exact body
         hash always covers the whole text).
       seed: seeds the hash family (changing it changes the signatures).
+      index_shards: how many groups the bucket index is cut into; each group
+        is one unit of work holding ~50 bytes per (bucket, document) entry of
+        its shard, so raise it for corpora of hundreds of millions.
     """
 
     threshold: float = 0.5
@@ -178,13 +183,14 @@ class DedupeConfig:
     max_bucket_size: int = 200
     max_tokens: int = 20000
     seed: int = 1
+    index_shards: int = 64
 
     def __post_init__(self) -> None:
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
                 or not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold!r}")
         for name, low in (("shingle_size", 1), ("num_perm", 2), ("min_tokens", 1), ("max_bucket_size", 2),
-                          ("max_tokens", 1)):
+                          ("max_tokens", 1), ("index_shards", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
@@ -263,7 +269,7 @@ def copy_tag(doc: Document, position: str) -> str:
     """:func:`copy_rank`, then the spill ``position``: unique per record, and
     when two copies tie on the rank they are identical, so whichever position
     wins, the output is the same."""
-    return f"{copy_rank(doc)}@{position}"
+    return copy_tag_from(copy_rank(doc), position)
 
 
 class BucketCandidates(NamedTuple):
@@ -421,6 +427,118 @@ def deduplicate(docs: Iterable[Document], config: DedupeConfig = DedupeConfig())
 
 
 # --------------------------------------------------------------------------
+# The packed bucket index
+# --------------------------------------------------------------------------
+#
+# Every fingerprinted document lands in ~27 buckets (body, headline, 25 LSH
+# bands) and almost every bucket holds one document. As one Beam element per
+# (bucket, document) that is 27 elements per document, each paying the
+# runner's per-element cost, and the DirectRunner holds every one of them as
+# Python objects (~300 bytes each). Instead each bundle packs its entries into
+# fixed-size binary records, grouped by a shard of the bucket key, and one
+# element carries thousands of them (~50 bytes per entry). Each shard then
+# finds its colliding keys with a numpy sort; only those become members for
+# :func:`bucket_candidates`, so the rules stay those of the pure functions.
+
+_KEY_BYTES = 16
+_SIMILAR_RECORD = 48  # bucket key | uid | body hash
+_EXACT_RECORD = 76  # bucket key | uid | body hash | copy rank (8) | spill file (16) | spill index (4)
+_EXACT_LAYOUT = b"E"  # body and no-text buckets: edges need no verification; copies are told apart
+_SIMILAR_LAYOUT = b"S"  # headline and LSH buckets
+_INDEX_FLUSH_BYTES = 8 * 1024 * 1024
+
+
+def bucket_key_digest(key: str) -> bytes:
+    """The 16-byte digest a bucket key is packed as (bucket keys have
+    different kinds and lengths; collisions of 128-bit digests do not occur
+    in practice)."""
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=_KEY_BYTES).digest()
+
+
+def _copy_bytes(copy: str) -> bytes:
+    """A :func:`copy_tag` as 28 bytes (all zero when documents are not spilled)."""
+    if not copy:
+        return bytes(28)
+    rank, position = copy.split("@")
+    file_id, index = position.split(":")
+    return bytes.fromhex(rank) + bytes.fromhex(file_id) + struct.pack(">I", int(index))
+
+
+def _copy_string(packed: bytes) -> str:
+    if not any(packed):
+        return ""
+    return copy_tag_from(packed[:8].hex(), spill_position(packed[8:24].hex(), struct.unpack(">I", packed[24:])[0]))
+
+
+def copy_tag_from(rank: str, position: str) -> str:
+    return f"{rank}@{position}"
+
+
+class BucketIndexWriter:
+    """Packs one bundle's bucket entries into ``(shard, blob)`` elements."""
+
+    def __init__(self, shards: int):
+        self._shards = shards
+        self._buffers: dict[tuple[bytes, int], bytearray] = {}
+        self._buffered = 0
+
+    def add(self, key: str, uid: str, body_hash: str, copy: str | None = None) -> None:
+        """Adds one entry; ``copy`` (a :func:`copy_tag` or "") marks an exact-body
+        or no-text bucket entry."""
+        digest_bytes = bucket_key_digest(key)
+        shard = int.from_bytes(digest_bytes[:4], "big") % self._shards
+        record = digest_bytes + bytes.fromhex(uid) + (bytes.fromhex(body_hash) if body_hash else bytes(16))
+        layout = _SIMILAR_LAYOUT
+        if copy is not None:
+            record += _copy_bytes(copy)
+            layout = _EXACT_LAYOUT
+        buffer = self._buffers.get((layout, shard))
+        if buffer is None:
+            buffer = self._buffers[(layout, shard)] = bytearray(layout)
+        buffer += record
+        self._buffered += len(record)
+
+    @property
+    def full(self) -> bool:
+        return self._buffered >= _INDEX_FLUSH_BYTES
+
+    def flush(self) -> list[tuple[int, bytes]]:
+        blobs = [(shard, bytes(buffer)) for (_, shard), buffer in sorted(self._buffers.items())]
+        self._buffers.clear()
+        self._buffered = 0
+        return blobs
+
+
+def _colliding_records(records: bytes, size: int) -> Iterator[list[bytes]]:
+    """The records of every key that occurs more than once, grouped by key."""
+    if not records:
+        return
+    rows = np.frombuffer(records, dtype=np.uint8).reshape(-1, size)
+    high = rows[:, :8].copy().view(">u8").ravel()
+    low = rows[:, 8:16].copy().view(">u8").ravel()
+    order = np.lexsort((low, high))
+    high, low = high[order], low[order]
+    starts = np.flatnonzero(np.concatenate(([True], (high[1:] != high[:-1]) | (low[1:] != low[:-1]))))
+    ends = np.append(starts[1:], len(order))
+    for start, end in zip(starts[ends - starts > 1], ends[ends - starts > 1]):
+        yield [records[i * size:(i + 1) * size] for i in order[start:end].tolist()]
+
+
+def shard_candidates(blobs: Iterable[bytes], config: DedupeConfig) -> Iterator[BucketCandidates]:
+    """:func:`bucket_candidates` of every colliding bucket in one shard's blobs."""
+    exact = bytearray()
+    similar = bytearray()
+    for blob in blobs:
+        (exact if blob[:1] == _EXACT_LAYOUT else similar).extend(blob[1:])
+    for group in _colliding_records(bytes(exact), _EXACT_RECORD):
+        members = [bucket_member(r[16:32].hex(), r[32:48].hex(), _copy_string(r[48:76])) for r in group]
+        yield bucket_candidates("b:", members, config)
+    for group in _colliding_records(bytes(similar), _SIMILAR_RECORD):
+        members = [bucket_member(r[16:32].hex(), r[32:48].hex()) for r in group]
+        yield bucket_candidates("l:", members, config)
+
+
+# --------------------------------------------------------------------------
 # Beam
 # --------------------------------------------------------------------------
 
@@ -442,14 +560,10 @@ def _counter(name: str):
 
 
 class _FingerprintFn(beam.DoFn):
-    """Document -> main: ``(bucket key, "uid body_hash")`` bucket entries;
-    ``fingerprints``: ``(uid, Fingerprint)``; and the document itself, as
-    ``(uid, doc)`` on ``keyed_documents`` or, with a spill directory, into a
-    spill file whose path goes to ``spilled``.
-
-    The bucket entries are short strings with Beam's fast string coder: they
-    are the only per-document records that meet in the 27-keys-per-document
-    shuffle, so they must be small.
+    """Document -> main: ``(shard, blob)`` packed bucket entries (see "The
+    packed bucket index"); ``fingerprints``: ``(uid, Fingerprint)``; and the
+    document itself, as ``(uid, doc)`` on ``keyed_documents`` or, with a spill
+    directory, into a spill file whose path goes to ``spilled``.
     """
 
     def __init__(self, config: DedupeConfig, spill_directory: str | None = None):
@@ -465,6 +579,7 @@ class _FingerprintFn(beam.DoFn):
 
     def start_bundle(self) -> None:
         self._spill = None
+        self._index = BucketIndexWriter(self._config.index_shards)
 
     def process(self, doc: Document) -> Iterator[Any]:
         self._documents_in.inc()
@@ -481,18 +596,22 @@ class _FingerprintFn(beam.DoFn):
             if full is not None:
                 yield beam.pvalue.TaggedOutput(_SPILLED, full)
             copy = copy_tag(doc, position)
+        index = self._index
         if fp is None:
             self._no_text.inc()
-            yield NO_TEXT_BUCKET + uid, bucket_member(uid, "", copy)
-            return
-        yield beam.pvalue.TaggedOutput(_FINGERPRINTS, (uid, fp))
-        member = bucket_member(uid, fp.body_hash)
-        keys = bucket_keys(fp, self._config)
-        yield keys[0], bucket_member(uid, fp.body_hash, copy)  # the exact-body bucket
-        for key in keys[1:]:
-            yield key, member
+            index.add(NO_TEXT_BUCKET + uid, uid, "", copy)
+        else:
+            yield beam.pvalue.TaggedOutput(_FINGERPRINTS, (uid, fp))
+            keys = bucket_keys(fp, self._config)
+            index.add(keys[0], uid, fp.body_hash, copy)  # the exact-body bucket
+            for key in keys[1:]:
+                index.add(key, uid, fp.body_hash)
+        if index.full:
+            yield from index.flush()
 
     def finish_bundle(self) -> Iterator[Any]:
+        for shard_blob in self._index.flush():
+            yield GlobalWindows.windowed_value(shard_blob)
         if self._spill is not None:
             path = self._spill.close()
             self._spill = None
@@ -572,8 +691,9 @@ def read_spill_file(path: str) -> Iterator[tuple[str, Document]]:
 
 
 class _BucketCandidatesFn(beam.DoFn):
-    """One bucket -> main: exact edges; ``candidates``: pairs to verify;
-    ``repeated``: ``(uid, records)`` for a record present more than once."""
+    """One shard of the packed bucket index -> main: exact edges;
+    ``candidates``: pairs to verify; ``repeated``: ``(uid, (records, copy
+    tag to keep))`` for a record present more than once."""
 
     def __init__(self, config: DedupeConfig):
         super().__init__()
@@ -582,16 +702,16 @@ class _BucketCandidatesFn(beam.DoFn):
     def setup(self) -> None:
         self._truncated = _counter("bucket_truncated")
 
-    def process(self, element: tuple[str, Iterable[str]]) -> Iterator[Any]:
-        key, members = element
-        candidates = bucket_candidates(key, members, self._config)
-        if candidates.truncated:
-            self._truncated.inc()
-        yield from candidates.exact_edges
-        for pair in candidates.pairs:
-            yield beam.pvalue.TaggedOutput(_CANDIDATES, pair)
-        for uid_records in candidates.repeated:
-            yield beam.pvalue.TaggedOutput(_REPEATED, uid_records)
+    def process(self, element: tuple[int, Iterable[bytes]]) -> Iterator[Any]:
+        _, blobs = element
+        for candidates in shard_candidates(blobs, self._config):
+            if candidates.truncated:
+                self._truncated.inc()
+            yield from candidates.exact_edges
+            for pair in candidates.pairs:
+                yield beam.pvalue.TaggedOutput(_CANDIDATES, pair)
+            for uid_records in candidates.repeated:
+                yield beam.pvalue.TaggedOutput(_REPEATED, uid_records)
 
 
 def _edge_endpoints(edge: str) -> Iterator[tuple[str, None]]:
@@ -765,12 +885,12 @@ class DeduplicateArticles(beam.PTransform):
         signed = (
             documents
             | "Fingerprint" >> beam.ParDo(_FingerprintFn(config, self._spill_directory)).with_outputs(
-                _KEYED_DOCUMENTS, _SPILLED, _FINGERPRINTS, main="bucket_entries")
-            .with_output_types(typehints.Tuple[str, str]))
+                _KEYED_DOCUMENTS, _SPILLED, _FINGERPRINTS, main="bucket_index")
+            .with_output_types(typehints.Tuple[int, bytes]))
         fingerprints = signed[_FINGERPRINTS]
         buckets = (
-            signed["bucket_entries"]
-            | "GroupBuckets" >> beam.GroupByKey()
+            signed["bucket_index"]
+            | "GroupIndexShards" >> beam.GroupByKey()
             | "BucketCandidates" >> beam.ParDo(_BucketCandidatesFn(config)).with_outputs(
                 _CANDIDATES, _REPEATED, main=_EXACT_EDGES))
         exact_edges = buckets[_EXACT_EDGES] | "DistinctExactEdges" >> beam.Distinct()
