@@ -170,6 +170,52 @@ def test_hypothesis_is_bad_neighbour_test(text):
     assert path._is_bad(text) == badness.is_bad(text)  # pylint: disable=protected-access
 
 
+def test_char_map_lane_replaces_as_the_fixers_do():
+    path = FtfyFastPath(ftfy.TextFixerConfig())
+    lane = path._char_map  # pylint: disable=protected-access
+    assert set("\u2018\u2019\u201c\u201d\ufb01") <= lane.keys()
+    assert not lane.keys() & {"&", "\x1b", "\r", "\x85", "\x92", "\uff21"}
+    for char, (value, name) in lane.items():
+        fixer = {"ftfy_quotes": "uncurl_quotes", "ftfy_ligatures": "fix_latin_ligatures"}[name]
+        assert ftfy.FIXERS[fixer](f"a {char}b") == f"a {value}b"
+        assert not path.trigger_re.search(value)
+    rng = random.Random(3)
+    chars = sorted(lane) + list("ab \"'\u00e9\u00a0")
+    for _ in range(2000):
+        text = "".join(rng.choice(chars) for _ in range(rng.randint(0, 12)))
+        replaced = text
+        for char in set(text) & lane.keys():
+            replaced = replaced.replace(char, lane[char][0])
+        assert replaced == ftfy.fixes.uncurl_quotes(ftfy.fixes.fix_latin_ligatures(text))
+
+
+def _without_lane(path: FtfyFastPath) -> FtfyFastPath:
+    path._char_map_chars = frozenset()  # pylint: disable=protected-access
+    return path
+
+
+def _lane_alphabet() -> list[str]:
+    # Lane characters amid characters that are no trigger themselves but make
+    # a lane character's line bad (accented letters before a curly quote),
+    # and a few that leave the lane (mojibake, "&", a combining accent).
+    path = FtfyFastPath(ftfy.TextFixerConfig())
+    _, needs = fast.badness_neighbours()
+    quiet = sorted({char for char in set().union(*(chars for pairs in needs.values()
+                                                   for _, chars in pairs))
+                    if not path.trigger_re.search(char)})
+    return sorted(path._char_map) + quiet[:30] + list(  # pylint: disable=protected-access
+        "ab .\n\n\n\u00e9\u00e9\u00c3&\u0301")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_lane_alphabet()), max_size=30).map("".join))
+def test_hypothesis_char_map_lane_equals_the_full_walk(text):
+    for config in (ftfy.TextFixerConfig(), PROFILES["news"].ftfy_config()):
+        fixed, counts = FtfyFastPath(config).fix(text)
+        assert (fixed, counts) == _without_lane(FtfyFastPath(config)).fix(text)
+        assert fixed == reference_fix(text, config)
+
+
 def test_nonstandard_encoding_suboptions_are_refused():
     with pytest.raises(ValueError):
         FtfyFastPath(ftfy.TextFixerConfig(restore_byte_a0=False))
