@@ -39,24 +39,38 @@ sharing an id are still two documents. Records identical in all six are the
 same record read twice: one is kept, the others are ``exact_body``
 duplicates of it.
 
-How it scales (no full texts ever meet on one worker):
+How it scales (no full texts ever meet on one worker, and no runner has to
+hold the documents):
 
 1. ``Fingerprint``: per document, a small record (uid, id, source, rank
-   fields, body hash, headline hash, packed MinHash signature); the document
-   itself is keyed by uid and waits for the final join.
-2. ``GroupByKey`` on ``str`` bucket keys (body hash, headline hash, LSH band
-   hash) -> verified candidate edges ``"uidA uidB"`` -> ``Distinct``.
-3. Connected components of the edges with a union-find ``CombineFn`` (only
+   fields, body hash, headline hash, packed MinHash signature) and its bucket
+   entries, packed ~50 bytes each into binary blobs per shard of the bucket
+   key (see "The packed bucket index" below). With a ``spill_directory``
+   (``newswash run`` uses ``OUT/_run/spill``) the document itself goes to a
+   spill file; without one it waits in the runner.
+2. ``GroupByKey`` by index shard; per shard, a numpy sort finds the keys that
+   occur more than once and :func:`bucket_candidates` turns each into exact
+   edges (same normalised body) and candidate pairs (same headline or LSH
+   band) -> ``Distinct``.
+3. Only fingerprints of records with an edge or a candidate go on
+   (``CoGroupByKey`` with the edge endpoints); each candidate pair meets its
+   two signatures by uid (two ``CoGroupByKey`` s) and is kept when their
+   similarity reaches the threshold.
+4. Connected components of the edges with a union-find ``CombineFn`` (only
    uids of documents that have a copy; the smallest uid labels a component,
    so the result does not depend on order). This is the one global step; it
    holds ~2 short strings per duplicated document.
-4. Join fingerprints to their component (``CoGroupByKey`` by uid),
+5. Join fingerprints to their component (``CoGroupByKey`` by uid),
    ``GroupByKey`` by component, pick the canonical copy, classify the others.
-5. ``CoGroupByKey`` the decisions back to the documents by uid.
+6. The decisions (only documents in a cluster have one) are a side input of
+   the step that reads the spill files back and writes every document to
+   ``documents`` or ``duplicates``. A record present more than once is told
+   apart from its copies by its copy rank and spill position, so copies
+   never have to meet.
 
-Shuffle volume is dominated by step 2: (``bands`` + 2) x (4 x ``num_perm``
-bytes + ~200) per document (~15 KB with 25 bands and 128 permutations), a few
-times a typical article, but never the text itself.
+Shuffle volume per document: (``bands`` + 2) x ~50 bytes of bucket index and
+one fingerprint (~4 x ``num_perm`` + ~200 bytes): ~1.9 KB with 25 bands and
+128 permutations, well under a typical article, never the text itself.
 
 Not done: no iterative (large-star/small-star) connected components, so
 the edge graph of step 3 must fit on one worker; no containment matching (a
