@@ -459,6 +459,7 @@ _SIMILAR_RECORD = 48  # bucket key | uid | body hash
 _EXACT_RECORD = 76  # bucket key | uid | body hash | copy rank (8) | spill file (16) | spill index (4)
 _EXACT_LAYOUT = b"E"  # body and no-text buckets: edges need no verification; copies are told apart
 _SIMILAR_LAYOUT = b"S"  # headline and LSH buckets
+_REFERENCE_LAYOUT = b"R"  # a blob in an index spill file: offset, length, path
 _INDEX_FLUSH_BYTES = 8 * 1024 * 1024
 
 
@@ -562,10 +563,13 @@ _EXACT_EDGES = "exact_edges"
 _CANDIDATES = "candidates"
 _REPEATED = "repeated"
 _SPILLED = "spilled"
+_FINGERPRINTS_SPILLED = "fingerprints_spilled"
 # Spill files are cut at about this size so that reading them back spreads
 # over workers (one file is read by one worker).
 SPILL_FILE_BYTES = 32 * 1024 * 1024
 SPILL_SUFFIX = ".spill"
+FINGERPRINTS_SUFFIX = ".fingerprints"
+INDEX_SUFFIX = ".index"
 _COPIES = "copies"
 
 
@@ -593,7 +597,17 @@ class _FingerprintFn(beam.DoFn):
 
     def start_bundle(self) -> None:
         self._spill = None
+        self._fingerprint_spill: _SpillWriter | None = None
+        self._index_spill: _IndexSpillWriter | None = None
         self._index = BucketIndexWriter(self._config.index_shards)
+
+    def _flush_index(self) -> list[tuple[int, bytes]]:
+        blobs = self._index.flush()
+        if self._spill_directory is None or not blobs:
+            return blobs
+        if self._index_spill is None:
+            self._index_spill = _IndexSpillWriter(self._spill_directory)
+        return self._index_spill.write(blobs)
 
     def process(self, doc: Document) -> Iterator[Any]:
         self._documents_in.inc()
@@ -615,22 +629,31 @@ class _FingerprintFn(beam.DoFn):
             self._no_text.inc()
             index.add(NO_TEXT_BUCKET + uid, uid, "", copy)
         else:
-            yield beam.pvalue.TaggedOutput(_FINGERPRINTS, (uid, fp))
+            if self._spill_directory is None:
+                yield beam.pvalue.TaggedOutput(_FINGERPRINTS, (uid, fp))
+            else:
+                if self._fingerprint_spill is None:
+                    self._fingerprint_spill = _SpillWriter(self._spill_directory, FINGERPRINTS_SUFFIX)
+                _, full = self._fingerprint_spill.write(uid, fp)
+                if full is not None:
+                    yield beam.pvalue.TaggedOutput(_FINGERPRINTS_SPILLED, full)
             keys = bucket_keys(fp, self._config)
             index.add(keys[0], uid, fp.body_hash, copy)  # the exact-body bucket
             for key in keys[1:]:
                 index.add(key, uid, fp.body_hash)
         if index.full:
-            yield from index.flush()
+            yield from self._flush_index()
 
     def finish_bundle(self) -> Iterator[Any]:
-        for shard_blob in self._index.flush():
+        for shard_blob in self._flush_index():
             yield GlobalWindows.windowed_value(shard_blob)
-        if self._spill is not None:
-            path = self._spill.close()
-            self._spill = None
+        if self._index_spill is not None:
+            self._index_spill.close()
+        for writer, tag in ((self._spill, _SPILLED), (self._fingerprint_spill, _FINGERPRINTS_SPILLED)):
+            path = writer.close() if writer is not None else None
             if path is not None:
-                yield beam.pvalue.TaggedOutput(_SPILLED, GlobalWindows.windowed_value(path))
+                yield beam.pvalue.TaggedOutput(tag, GlobalWindows.windowed_value(path))
+        self._spill = self._fingerprint_spill = self._index_spill = None
 
 
 class _SpillWriter:
@@ -642,8 +665,9 @@ class _SpillWriter:
     orphan that nobody references.
     """
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, suffix: str = SPILL_SUFFIX):
         self._directory = directory
+        self._suffix = suffix
         self._handle: Any = None
         self._path: str | None = None
         self._file_id = ""
@@ -652,17 +676,17 @@ class _SpillWriter:
 
     def _open(self) -> None:
         self._file_id = uuid.uuid4().hex
-        self._path = FileSystems.join(self._directory, self._file_id + SPILL_SUFFIX)
+        self._path = FileSystems.join(self._directory, self._file_id + self._suffix)
         self._handle = FileSystems.create(self._path, compression_type=CompressionTypes.UNCOMPRESSED)
         self._written = 0
         self._records = 0
 
-    def write(self, uid: str, doc: Document) -> tuple[str, str | None]:
-        """Writes one record; returns its position (``file id:index``) and the
-        path of a file that just filled up, if any."""
+    def write(self, uid: str, record: Any) -> tuple[str, str | None]:
+        """Writes one ``(uid, record)``; returns its position (``file id:index``)
+        and the path of a file that just filled up, if any."""
         if self._handle is None:
             self._open()
-        payload = pickle.dumps((uid, doc), protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps((uid, record), protocol=pickle.HIGHEST_PROTOCOL)
         self._handle.write(struct.pack("<I", len(payload)))
         self._handle.write(payload)
         position = spill_position(self._file_id, self._records)
@@ -678,6 +702,58 @@ class _SpillWriter:
         self._handle.close()
         path, self._handle, self._path = self._path, None, None
         return path
+
+
+class _IndexSpillWriter:
+    """Writes packed bucket-index blobs to one file per bundle and returns
+    references to them, so the shuffle carries ``(shard, reference)`` pairs
+    and the index itself stays on disk until its shard is processed."""
+
+    def __init__(self, directory: str):
+        self._directory = directory
+        self._handle: Any = None
+        self._path = ""
+        self._offset = 0
+
+    def write(self, blobs: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+        if self._handle is None:
+            self._path = FileSystems.join(self._directory, uuid.uuid4().hex + INDEX_SUFFIX)
+            self._handle = FileSystems.create(self._path, compression_type=CompressionTypes.UNCOMPRESSED)
+            self._offset = 0
+        references = []
+        for shard, blob in blobs:
+            self._handle.write(blob)
+            references.append((shard, _index_reference(self._path, self._offset, len(blob))))
+            self._offset += len(blob)
+        return references
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def _index_reference(path: str, offset: int, length: int) -> bytes:
+    return _REFERENCE_LAYOUT + struct.pack("<QI", offset, length) + path.encode("utf-8")
+
+
+def _resolve_index_blobs(blobs: Iterable[bytes]) -> Iterator[bytes]:
+    """The blobs of one shard, reading the referenced ones from their files."""
+    by_path: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
+    for blob in blobs:
+        if blob[:1] != _REFERENCE_LAYOUT:
+            yield blob
+            continue
+        offset, length = struct.unpack("<QI", blob[1:13])
+        by_path[blob[13:].decode("utf-8")].append((offset, length))
+    for path in sorted(by_path):
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            for offset, length in sorted(by_path[path]):
+                handle.seek(offset)
+                blob = handle.read(length)
+                if len(blob) != length:
+                    raise IOError(f"truncated index spill file {path}")
+                yield blob
 
 
 def spill_position(file_id: str, index: int) -> str:
@@ -718,7 +794,7 @@ class _BucketCandidatesFn(beam.DoFn):
 
     def process(self, element: tuple[int, Iterable[bytes]]) -> Iterator[Any]:
         _, blobs = element
-        for candidates in shard_candidates(blobs, self._config):
+        for candidates in shard_candidates(_resolve_index_blobs(blobs), self._config):
             if candidates.truncated:
                 self._truncated.inc()
             yield from candidates.exact_edges
@@ -732,6 +808,15 @@ def _edge_endpoints(edge: str) -> Iterator[tuple[str, None]]:
     a, b = edge.split(" ")
     yield a, None
     yield b, None
+
+
+class _ReadInvolvedFingerprintsFn(beam.DoFn):
+    """The fingerprints of one spill file whose uid has an edge or a candidate."""
+
+    def process(self, path: str, involved: dict[str, None]) -> Iterator[tuple[str, Fingerprint]]:
+        for uid, fp in read_spill_file(path):
+            if uid in involved:
+                yield uid, fp
 
 
 def _involved_fingerprints(element: tuple[str, dict[str, list]]) -> Iterator[tuple[str, Fingerprint]]:
@@ -899,9 +984,8 @@ class DeduplicateArticles(beam.PTransform):
         signed = (
             documents
             | "Fingerprint" >> beam.ParDo(_FingerprintFn(config, self._spill_directory)).with_outputs(
-                _KEYED_DOCUMENTS, _SPILLED, _FINGERPRINTS, main="bucket_index")
+                _KEYED_DOCUMENTS, _SPILLED, _FINGERPRINTS, _FINGERPRINTS_SPILLED, main="bucket_index")
             .with_output_types(typehints.Tuple[int, bytes]))
-        fingerprints = signed[_FINGERPRINTS]
         buckets = (
             signed["bucket_index"]
             | "GroupIndexShards" >> beam.GroupByKey()
@@ -914,10 +998,20 @@ class DeduplicateArticles(beam.PTransform):
             (exact_edges, candidates)
             | "FlattenEdgesAndCandidates" >> beam.Flatten()
             | "EdgeEndpoints" >> beam.FlatMap(_edge_endpoints))
-        member_fingerprints = (
-            {"fingerprint": fingerprints, "involved": involved}
-            | "JoinInvolved" >> beam.CoGroupByKey()
-            | "InvolvedFingerprints" >> beam.FlatMap(_involved_fingerprints))
+        if self._spill_directory is None:
+            member_fingerprints = (
+                {"fingerprint": signed[_FINGERPRINTS], "involved": involved}
+                | "JoinInvolved" >> beam.CoGroupByKey()
+                | "InvolvedFingerprints" >> beam.FlatMap(_involved_fingerprints))
+        else:
+            # Every fingerprint stays on disk; only those of records with an
+            # edge or a candidate (the side input, a small set) are read back.
+            involved_uids = beam.pvalue.AsDict(
+                involved | "DistinctInvolved" >> beam.combiners.Count.PerKey())
+            member_fingerprints = (
+                signed[_FINGERPRINTS_SPILLED]
+                | "SpreadFingerprintFiles" >> beam.Reshuffle()
+                | "InvolvedFingerprints" >> beam.ParDo(_ReadInvolvedFingerprintsFn(), involved_uids))
         left_signatures = (
             {"fingerprint": member_fingerprints,
              "right": candidates | "KeyByLeft" >> beam.Map(_keyed_by_left)}
