@@ -59,6 +59,8 @@ _FOLD_PAIRS = tuple((chr(source), target) for source, target in _FOLD.items())
 # the categories normalize_body turns into spaces.
 _NOT_WORDLIKE = regex.compile(r"[\p{P}\p{S}\p{Z}\p{C}]+")
 _ASCII_WORDLIKE = bytes(c if chr(c).isalnum() else 0x20 for c in range(128)) + bytes(range(128, 256))
+_ASCII_WORDLIKE_LOWER = bytes(ord(chr(c).lower()) if chr(c).isalnum() else 0x20 for c in range(128)) + bytes(range(128, 256))
+_ASCII_BYTES = bytes(range(128))
 
 
 def normalize_body(text: str) -> str:
@@ -71,25 +73,96 @@ def normalize_body(text: str) -> str:
     >>> normalize_body("\u201cOil\u201d  falls\u00a0\u2014 2.5%!\\n")
     'oil falls 2 5'
     """
-    folded = unicodedata.normalize("NFKC", text)
+    folded = _nfkc(text)
+    if folded.isascii():  # nothing to fold: every fold source is non-ASCII
+        # Most news is ASCII once normalised: one bytes.translate maps
+        # punctuation, symbols, controls and whitespace to spaces and A-Z to
+        # a-z, as the Unicode-category regex and casefold do on ASCII.
+        return _collapse_spaces(folded.encode("ascii").translate(_ASCII_WORDLIKE_LOWER)).decode("ascii")
     for source, target in _FOLD_PAIRS:  # str.replace scans in C; translate is per character
         if source in folded:
             folded = folded.replace(source, target)
     if folded.isascii():
-        # Most news is ASCII once folded: bytes.translate runs at memory speed
-        # and gives what the Unicode-category regex gives on ASCII.
-        return " ".join(folded.encode("ascii").translate(_ASCII_WORDLIKE).decode("ascii").lower().split())
-    return " ".join(_NOT_WORDLIKE.sub(" ", folded.casefold()).split())
+        return _collapse_spaces(folded.encode("ascii").translate(_ASCII_WORDLIKE_LOWER)).decode("ascii")
+    return _words_of_unicode(folded.casefold())
+
+
+# Characters common in scraped news that are not NFKC-stable. Replacing a
+# character with its own NFKC form does not change the NFKC form of the
+# text around it (both are compatibility-equivalent, and NFKC is a function
+# of that equivalence class), so they are replaced with a C-speed
+# str.replace first and most texts then pass the cheap is_normalized check.
+_NFKC_PREMAP = tuple(
+    (ch, unicodedata.normalize("NFKC", ch)) for ch in (
+        "\u00a0", "\u2026", "\u2122", "\u2009", "\u202f", "\u2002", "\u2003", "\u00b4", "\ufb01", "\ufb02")
+    if unicodedata.normalize("NFKC", ch) != ch)
+
+
+def _nfkc(text: str) -> str:
+    """``unicodedata.normalize("NFKC", text)``, skipping the work when the text is already normalised."""
+    if text.isascii():
+        return text
+    for source, target in _NFKC_PREMAP:
+        if source in text:
+            text = text.replace(source, target)
+    if unicodedata.is_normalized("NFKC", text):
+        return text
+    return unicodedata.normalize("NFKC", text)
+
+
+def _collapse_spaces(data: bytes) -> bytes:
+    """``b" ".join(data.split())`` for ASCII or UTF-8 bytes whose only ASCII
+    whitespace is the space: runs of spaces become one, none at either end."""
+    if len(data) < 256:
+        return b" ".join(data.split())
+    chars = np.frombuffer(data, dtype=np.uint8)
+    keep = chars != 0x20  # a space stays only after a non-space
+    keep[1:] |= chars[:-1] != 0x20
+    return chars[keep].tobytes().rstrip(b" ")
+
+
+def _words_of_unicode(text: str) -> str:
+    """``" ".join(_NOT_WORDLIKE.sub(" ", text).split())`` for casefolded, folded non-ASCII text.
+
+    When few non-ASCII characters occur, each distinct one is classified
+    with ``_NOT_WORDLIKE`` and replaced with ``str.replace``; ASCII goes
+    through ``bytes.translate``. Long non-Latin texts use the regex.
+    """
+    encoded = text.encode("utf-8", "surrogatepass")
+    others = encoded.translate(None, _ASCII_BYTES)
+    if len(others) * 4 > len(encoded):
+        return " ".join(_NOT_WORDLIKE.sub(" ", text).split())
+    replaced = 0
+    for ch in set(others.decode("utf-8", "surrogatepass")):
+        if _NOT_WORDLIKE.match(ch) is not None:
+            replaced += 1
+            if replaced > 24:  # many distinct separators: one regex pass is cheaper
+                return " ".join(_NOT_WORDLIKE.sub(" ", text).split())
+            text = text.replace(ch, " ")
+        elif ch.isspace():  # whitespace the regex keeps: split() must decide
+            return " ".join(_NOT_WORDLIKE.sub(" ", text).split())
+    # Left: word-like non-ASCII characters (never whitespace), ASCII. Every
+    # non-alphanumeric ASCII character is in _NOT_WORDLIKE's categories.
+    data = text.encode("utf-8", "surrogatepass").translate(_ASCII_WORDLIKE)
+    return _collapse_spaces(data).decode("utf-8", "surrogatepass")
 
 
 def digest(*parts: str, size: int = 16) -> str:
     """Hex blake2b of the parts (NUL-separated; lone surrogates tolerated)."""
-    hasher = hashlib.blake2b(digest_size=size)
-    for index, part in enumerate(parts):
-        if index:
-            hasher.update(b"\x00")
-        hasher.update(part.encode("utf-8", "surrogatepass"))
-    return hasher.hexdigest()
+    # "\x00".join(parts) encodes to the parts' encodings joined by b"\x00":
+    # one encode and one update instead of one per part.
+    try:
+        joined = parts[0] if len(parts) == 1 else "\x00".join(parts)
+    except TypeError:  # a part that is not a str: fail as the per-part loop does
+        joined = None
+    if joined is None or type(joined) is not str:
+        hasher = hashlib.blake2b(digest_size=size)
+        for index, part in enumerate(parts):
+            if index:
+                hasher.update(b"\x00")
+            hasher.update(part.encode("utf-8", "surrogatepass"))
+        return hasher.hexdigest()
+    return hashlib.blake2b(joined.encode("utf-8", "surrogatepass"), digest_size=size).hexdigest()
 
 
 def body_fingerprint(normalized: str) -> str:
@@ -147,13 +220,35 @@ _PRIME = np.uint64(SIGNATURE_PRIME)
 _SHIFT = np.uint64(32)
 
 
+# (perms, a, b) of the last call: permutations() returns one cached tuple, so
+# an identity check saves hashing 2 x num_perm ints per signature.
+_LAST_PERMUTATIONS: tuple = ((), None, None)
+
+
+def _permutation_columns(perms: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    last = _LAST_PERMUTATIONS
+    if last[0] is perms:
+        return last[1], last[2]
+    a, b = _permutation_arrays(tuple(perms))
+    if type(perms) is tuple:  # immutable: safe to recognise by identity
+        globals()["_LAST_PERMUTATIONS"] = (perms, a, b)
+    return a, b
+
+
 def _minhash_of_hashes(hashes: np.ndarray, perms: Sequence[tuple[int, int]]) -> tuple[int, ...]:
     if not hashes.size:
         return tuple(MAX_HASH for _ in perms)
-    a, b = _permutation_arrays(tuple(perms))
-    with np.errstate(over="ignore"):  # wrapping modulo 2**64 is the hash family
-        values = (a * hashes[None, :] + b) >> _SHIFT
-    return tuple(values.min(axis=1).tolist())
+    a, b = _permutation_columns(perms)
+    # (a*x + b) mod 2**64 (wrapping is the hash family), then the row
+    # minima, then >> 32: shifting is monotone, so the minimum of the
+    # shifted values is the shifted minimum (one pass less over the matrix).
+    values = np.multiply(a, hashes)
+    np.add(values, b, out=values)
+    minima = values.min(axis=1)
+    minima >>= _SHIFT
+    signature = tuple(minima.tolist())
+    _remember_packed(signature, minima.astype("<u4").tobytes())
+    return signature
 
 
 def minhash(shingle_set: Iterable[str], perms: Sequence[tuple[int, int]]) -> tuple[int, ...]:
@@ -172,6 +267,10 @@ _SHINGLE_BASE = np.uint64(1_000_003)
 
 def _token_values(tokens: Sequence[str]) -> np.ndarray:
     cache = _TOKEN_HASHES
+    try:  # usually every token is known: no set to build
+        return np.fromiter(map(cache.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
+    except KeyError:
+        pass
     missing = set(tokens).difference(cache)
     if missing:
         if len(cache) + len(missing) > _TOKEN_HASHES_MAX:
@@ -192,10 +291,16 @@ def shingle_hashes(tokens: Sequence[str], size: int) -> np.ndarray:
         return np.empty(0, dtype=np.uint64)
     token_values = _token_values(tokens)
     width = min(size, len(tokens))
+    if width == 1:
+        return token_values
     count = len(tokens) - width + 1
-    combined = token_values[:count].copy()
-    for offset in range(1, width):
-        combined = (combined * _SHINGLE_BASE + token_values[offset:offset + count]) % _PRIME
+    combined = token_values[:count] * _SHINGLE_BASE
+    combined += token_values[1:1 + count]
+    combined %= _PRIME
+    for offset in range(2, width):
+        combined *= _SHINGLE_BASE
+        combined += token_values[offset:offset + count]
+        combined %= _PRIME
     return combined
 
 
@@ -204,12 +309,35 @@ def minhash_tokens(tokens: Sequence[str], size: int, perms: Sequence[tuple[int, 
     return _minhash_of_hashes(shingle_hashes(tokens, size), perms)
 
 
+# (signature tuple, its packed bytes) of the last signature computed or
+# unpacked in this process. A signature is usually packed right after it is
+# computed and band-keyed right after it is unpacked; the tuple is immutable,
+# so recognising it by identity is exact. One tuple, swapped atomically.
+_LAST_PACKED: tuple = ((), b"")
+
+
+def _remember_packed(signature: tuple, packed: bytes) -> None:
+    global _LAST_PACKED  # pylint: disable=global-statement
+    _LAST_PACKED = (signature, packed)
+
+
+@functools.lru_cache(maxsize=64)
+def _signature_struct(length: int) -> struct.Struct:
+    return struct.Struct(f"<{length}I")
+
+
 def pack_signature(signature: Sequence[int]) -> bytes:
-    return struct.pack(f"<{len(signature)}I", *signature)
+    last = _LAST_PACKED
+    if last[0] is signature:
+        return last[1]
+    return _signature_struct(len(signature)).pack(*signature)
 
 
 def unpack_signature(packed: bytes) -> tuple[int, ...]:
-    return struct.unpack(f"<{len(packed) // 4}I", packed)
+    signature = _signature_struct(len(packed) // 4).unpack(packed)
+    if type(packed) is bytes:
+        _remember_packed(signature, packed)
+    return signature
 
 
 def signature_similarity(a: bytes, b: bytes) -> float:
@@ -217,8 +345,11 @@ def signature_similarity(a: bytes, b: bytes) -> float:
     if len(a) != len(b) or not a:
         return 0.0
     n = len(a) // 4
-    va, vb = struct.unpack(f"<{n}I", a), struct.unpack(f"<{n}I", b)
-    return round(sum(1 for x, y in zip(va, vb) if x == y) / n, 4)
+    if len(a) % 4:  # not a packed signature: struct raises, as it always did
+        va, vb = struct.unpack(f"<{n}I", a), struct.unpack(f"<{n}I", b)
+        return round(sum(1 for x, y in zip(va, vb) if x == y) / n, 4)
+    equal = int(np.count_nonzero(np.frombuffer(a, dtype="<u4") == np.frombuffer(b, dtype="<u4")))
+    return round(equal / n, 4)
 
 
 def _integrate(function, lower: float, upper: float, steps: int = 100) -> float:
@@ -242,12 +373,33 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     return best
 
 
+@functools.lru_cache(maxsize=8)
+def _band_prefixes(bands: int) -> tuple[str, ...]:
+    return tuple(f"{band:03d}:" for band in range(bands))
+
+
 def band_keys(signature: Sequence[int], bands: int, rows: int) -> list[str]:
-    """One ``str`` bucket key per LSH band."""
+    """One ``str`` bucket key per LSH band: ``NNN:`` and the blake2b of the band's packed values."""
+    if bands <= 0 or rows <= 0 or isinstance(signature, np.ndarray):
+        return [
+            f"{band:03d}:" + hashlib.blake2b(
+                pack_signature(signature[band * rows:(band + 1) * rows]), digest_size=8).hexdigest()
+            for band in range(bands)
+        ]
+    # Packing the used values once and slicing the bytes gives each band's
+    # packed slice (4 bytes a value, so a short signature gives the same
+    # short or empty bands as slicing the values).
+    used = bands * rows
+    last = _LAST_PACKED
+    if last[0] is signature:
+        packed = last[1][:used * 4]
+    else:
+        packed = pack_signature(signature[:used])
+    width = rows * 4
+    blake2b = hashlib.blake2b
     return [
-        f"{band:03d}:" + hashlib.blake2b(
-            pack_signature(signature[band * rows:(band + 1) * rows]), digest_size=8).hexdigest()
-        for band in range(bands)
+        prefix + blake2b(packed[start:start + width], digest_size=8).hexdigest()
+        for prefix, start in zip(_band_prefixes(bands), range(0, bands * width, width))
     ]
 
 
