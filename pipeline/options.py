@@ -35,6 +35,7 @@ class RunConfig:
     max_document_bytes: int = 16 * 1024 * 1024
     max_seconds_per_document: float = 60.0
     reshuffle: bool = True
+    split_bytes: int = 4 * 1024 * 1024
     base_url: str | None = None
     related_links_format: str = "jsonl"
     typography_profile: str = "news"
@@ -47,6 +48,8 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not self.inputs:
             raise ValueError("at least one --input is required")
+        if self.split_bytes <= 0:
+            raise ValueError(f"--split-bytes must be positive, got {self.split_bytes}")
         unknown = sorted(set(self.skip) - set(STAGE_NAMES))
         if unknown:
             raise ValueError(f"unknown stage(s) for --skip: {', '.join(unknown)}")
@@ -105,8 +108,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
              "0 disables (default: 60)")
     io_group.add_argument(
         "--no-reshuffle", dest="reshuffle", action="store_false",
-        help="skip the Reshuffle after reading (it spreads one big file over workers; "
-             "turning it off saves a shuffle on a single machine)")
+        help="skip the shuffles of input files and byte ranges: each range is read in the "
+             "process that planned it (no parallel read; saves two small shuffles on one machine)")
+    io_group.add_argument(
+        "--split-bytes", type=int, default=4 * 1024 * 1024, metavar="BYTES",
+        help="uncompressed JSONL files are read in byte ranges of about this size, spread over "
+             "the workers (compressed and text files are one range each). Default: 4194304")
 
     stage_group = parser.add_argument_group("stages")
     stage_group.add_argument(
@@ -158,6 +165,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         max_document_bytes=args.max_document_bytes,
         max_seconds_per_document=args.max_seconds_per_document,
         reshuffle=args.reshuffle,
+        split_bytes=args.split_bytes,
         base_url=args.base_url,
         related_links_format=args.related_links_format,
         typography_profile=args.typography_profile,

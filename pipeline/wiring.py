@@ -196,7 +196,8 @@ def build_pipeline(pipeline: beam.Pipeline, config: RunConfig) -> dict[str, beam
         title_field=config.title_field, url_field=config.url_field,
         published_field=config.published_field, root=common_root(paths),
         max_document_bytes=config.max_document_bytes)
-    read = pipeline | "ReadDocuments" >> ReadDocuments(paths, spec, config.reshuffle)
+    read = pipeline | "ReadDocuments" >> ReadDocuments(
+        paths, spec, config.reshuffle, split_bytes=config.split_bytes)
 
     documents = read[DOCUMENTS]
     dead_letters = [read[DEAD_LETTER]]

@@ -167,7 +167,7 @@ def test_help_explains_every_option(capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     for flag in ("--input", "--output", "--format", "--id-field", "--text-field", "--title-field",
-                 "--skip", "--num-shards", "--related-links-format", "--base-url", "examples:",
+                 "--skip", "--num-shards", "--related-links-format", "--base-url", "--split-bytes", "examples:",
                  "PipelineOptions"):
         assert flag in text, flag
 
@@ -213,3 +213,21 @@ def test_input_order_does_not_change_outputs(sample_run, tmp_path):
         os.chdir(cwd)
     for name in OUTPUTS:
         assert sorted_lines(sample_run / name) == sorted_lines(out / name), name
+
+
+def test_byte_ranges_and_spill_change_nothing(sample_run, tmp_path):
+    # samples/articles.jsonl cut into ~200-byte ranges: many more read units,
+    # the same outputs; the dedupe spill is gone after the run.
+    out = tmp_path / "ranges"
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        assert newswash("run", "--input", "samples/*", "--output", str(out), "--split-bytes", "200") == 0
+    finally:
+        os.chdir(cwd)
+    for name in OUTPUTS:
+        assert sorted_lines(sample_run / name) == sorted_lines(out / name), name
+    ranges = load_report(out)["stages"]["read"]["ranges"]
+    files = load_report(out)["stages"]["read"]["files"]
+    assert ranges > files, (ranges, files)
+    assert not (out / "_run" / "spill").exists()
