@@ -173,7 +173,9 @@ def _count_output(pcoll: beam.PCollection, name: str) -> beam.PCollection:
     label = name.title().replace("_", "")
     return (
         pcoll
-        | f"Count{label}" >> beam.combiners.Count.Globally()
+        # Without the default: an empty output writes no count (read as 0),
+        # which saves the extra stages that inject a default for empty input.
+        | f"Count{label}" >> beam.CombineGlobally(beam.combiners.CountCombineFn()).without_defaults()
         | f"Label{label}Count" >> beam.Map(_output_count, name))
 
 
