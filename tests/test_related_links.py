@@ -594,3 +594,79 @@ def test_composite_across_processes():
 def test_parse_published_tolerates_unhashable_class_values():
     assert parse_published({"__class__": [], "date": "2017-07-16"}) is not None
     assert parse_published({"__class__": {"x": 1}}) is not None
+
+
+# ------------------------------------------------------------------ fast paths
+
+_ARTICLE = {"id": "7", "title": "A headline", "pic": "/img/a.jpg", "sort": "3"}
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ([_ARTICLE], [dict(_ARTICLE)], True),
+    ({"id": 1}, {"id": 1.0}, False),
+    ({"id": 1}, {"id": True}, False),
+    ({"a": 1, "b": 2}, {"b": 2, "a": 1}, False),       # key order decides roles and extra
+    ({"x": 0.0}, {"x": -0.0}, False),
+    ({"x": float("nan")}, {"x": float("nan")}, False),
+    ([[1, [2]]], [[1, (2,)]], False),
+    ({"x": {"y": ["z"]}}, {"x": {"y": ["z"]}}, True),
+])
+def test_identical_tells_apart_what_equality_does_not(a, b, same):
+    from transforms.related_links import _identical
+    assert _identical(a, b) is same
+
+
+def test_identical_gives_up_on_deep_values():
+    from transforms.related_links import _identical
+    deep: list = []
+    for _ in range(100):
+        deep = [deep]
+    assert _identical(deep, copy.deepcopy(deep)) is False
+
+
+def _as_text_and_parsed(records):
+    return (orjson.dumps(records).decode(), records)
+
+
+def test_a_list_found_as_text_and_parsed_counts_once_and_near_copies_are_separate():
+    records = [{"id": str(i), "title": f"Title {i}", "pic": f"/p/{i}.jpg"} for i in range(3)]
+    config = RelatedLinksConfig()
+    links, counts = extract_links("d", _as_text_and_parsed(records), config, lambda t: t,
+                                  "https://site.example/a/b")
+    assert [link["link_id"] for link in links] == ["0", "1", "2"]
+    assert counts["lists_found"] == 1 and counts["duplicate_links_dropped"] == 0
+    assert links[0]["image_absolute"] == "https://site.example/p/0.jpg"
+    # The same list with an int id instead of text is not the same list:
+    # its links have the same keys, so it is folded by the fingerprint rule.
+    other = [dict(records[0], id=0)] + records[1:]
+    links2, counts2 = extract_links("d", (records, other), config, lambda t: t, None)
+    assert counts2["lists_found"] == 1 and [link["link_id"] for link in links2] == ["0", "1", "2"]
+
+
+@pytest.mark.parametrize("base, value", [
+    ("https://site.example/a/b", "/img/x.jpg"),
+    ("https://site.example/a/b", "/img/../x.jpg"),
+    ("https://site.example/a/b", "/img/./x.jpg"),
+    ("https://site.example/a/b", "//cdn.example/x.jpg"),
+    ("https://site.example/a/b", "/\t/cdn.example/x.jpg"),
+    ("https://site.example/a/b", "/x.jpg?size=2#top"),
+    ("https://site.example/a/b", "/x;v=1"),
+    ("https://site.example/a/b", "img/x.jpg"),
+    ("HTTP://Site.Example:8080", "/x.jpg"),
+    ("ftp://files.example/d/", "/x.jpg"),
+    ("https://u:p@site.example", "/%7Ex/y.jpg"),
+])
+def test_absolute_urls_are_what_urljoin_gives(base, value):
+    from urllib.parse import urljoin
+
+    from transforms.related_links import _absolute
+    assert _absolute(base, value) == urljoin(base, value)
+
+
+@pytest.mark.parametrize("url, absolute", [
+    ("https://site.example/x", True), ("/x", False), ("//cdn.example/x", False), ("x", False),
+    ("mailto:a@b", False),
+])
+def test_is_absolute(url, absolute):
+    from transforms.related_links import _is_absolute
+    assert _is_absolute(url) is absolute

@@ -75,6 +75,7 @@ import datetime as _dt
 import email.utils
 import functools
 import json
+import math
 import re
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 from urllib.parse import urljoin, urlsplit
@@ -239,6 +240,8 @@ class RelatedLinksConfig:
 
 
 def _is_absolute(url: str) -> bool:
+    if isinstance(url, str) and ":" not in url:  # no scheme, whatever urlsplit makes of the rest
+        return False
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -246,8 +249,14 @@ def _is_absolute(url: str) -> bool:
     return bool(parts.scheme and parts.netloc)
 
 
+_FIELD_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+@functools.lru_cache(maxsize=4096)
 def _field_key(name: str) -> str:
-    return re.sub(r"[\s_\-]+", "", name).lower()
+    # Records of one list (and of one site) share their few field names:
+    # the cache turns ~10 substitutions per record into dict hits.
+    return _FIELD_SEPARATORS.sub("", name).lower()
 
 
 def _present(value: Any) -> bool:
@@ -257,19 +266,54 @@ def _present(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _roles(record: Mapping[str, Any]) -> dict[str, str]:
-    """role -> the record's key that plays it (first variant by priority)."""
-    by_key: dict[str, str] = {}
-    for key in record:
+_ROLE_VARIANTS = (("id", ID_FIELDS), ("title", TITLE_FIELDS), ("image", IMAGE_FIELDS),
+                  ("url", URL_FIELDS), ("date", DATE_FIELDS), ("sort", SORT_FIELDS),
+                  ("content_type", CONTENT_TYPE_FIELDS))
+# Roles whose field counts even when its value is empty.
+_ROLES_WITHOUT_VALUE = frozenset(("date", "sort", "content_type"))
+# Records with more fields than this are read without the per-shape cache
+# (hostile input must not fill it with huge key tuples).
+_MAX_CACHED_FIELDS = 64
+
+
+class _Shape(NamedTuple):
+    """What a record's field names alone decide (see :func:`_roles`)."""
+
+    has_user_field: bool
+    # (role, needs a present value, the record's keys for it by priority)
+    candidates: tuple[tuple[str, bool, tuple[Any, ...]], ...]
+
+
+def _shape_of(keys: tuple[Any, ...]) -> _Shape:
+    by_key: dict[str, Any] = {}
+    for key in keys:
         if isinstance(key, str) and key != CLASS_KEY:
             by_key.setdefault(_field_key(key), key)
+    candidates = []
+    for role, variants in _ROLE_VARIANTS:
+        keys_for_role = tuple(by_key[v] for v in variants if v in by_key)
+        if keys_for_role:
+            candidates.append((role, role not in _ROLES_WITHOUT_VALUE, keys_for_role))
+    has_user_field = any(isinstance(k, str) and _field_key(k) in USER_FIELDS for k in keys)
+    return _Shape(has_user_field, tuple(candidates))
+
+
+_cached_shape = functools.lru_cache(maxsize=1024)(_shape_of)
+
+
+def _shape(record: Mapping[str, Any]) -> _Shape:
+    """The field-name facts of ``record``, cached per tuple of names: the
+    records of one list share them."""
+    keys = tuple(record)
+    return _cached_shape(keys) if len(keys) <= _MAX_CACHED_FIELDS else _shape_of(keys)
+
+
+def _roles(record: Mapping[str, Any], shape: _Shape | None = None) -> dict[str, str]:
+    """role -> the record's key that plays it (first variant by priority)."""
     roles: dict[str, str] = {}
-    for role, variants in (("id", ID_FIELDS), ("title", TITLE_FIELDS), ("image", IMAGE_FIELDS),
-                           ("url", URL_FIELDS), ("date", DATE_FIELDS), ("sort", SORT_FIELDS),
-                           ("content_type", CONTENT_TYPE_FIELDS)):
-        for variant in variants:
-            key = by_key.get(variant)
-            if key is not None and (role in ("date", "sort", "content_type") or _present(record[key])):
+    for role, needs_value, keys in (shape if shape is not None else _shape(record)).candidates:
+        for key in keys:
+            if not needs_value or _present(record[key]):
                 roles[role] = key
                 break
     return roles
@@ -279,9 +323,10 @@ def is_link_record(value: Any) -> bool:
     """Whether ``value`` looks like one related article (see module docs)."""
     if not isinstance(value, dict) or not value:
         return False
-    if any(isinstance(k, str) and _field_key(k) in USER_FIELDS for k in value):
+    shape = _shape(value)
+    if shape.has_user_field:
         return False
-    roles = _roles(value)
+    roles = _roles(value, shape)
     title_key = roles.get("title")
     if title_key is None or not isinstance(value[title_key], str):
         return False
@@ -554,9 +599,35 @@ def _text(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) else str(value)
 
 
+# A plain absolute path: no scheme, netloc, query, fragment, params, dot
+# segment, escape-stripped or whitespace character (see _absolute).
+_PLAIN_PATH = re.compile(r"/(?!/)[A-Za-z0-9_\-.~%/]*")
+
+
+@functools.lru_cache(maxsize=256)
+def _http_root(base: str) -> str | None:
+    """``scheme://netloc`` of an http(s) ``base``, else None."""
+    try:
+        parts = urlsplit(base)
+    except ValueError:
+        return None
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
 def _absolute(base: str | None, value: str | None) -> str | None:
+    # Cached: a site's related lists repeat the same articles across pages.
     if value is None:
         return None
+    if base is not None and value[:1] == "/" and "/." not in value and _PLAIN_PATH.fullmatch(value):
+        # What urljoin returns for a plain absolute path against an http(s)
+        # base (no dot segment to resolve, nothing for urlsplit to strip),
+        # at a tenth of its cost: the images of related lists are such paths.
+        root = _http_root(base)
+        if root is not None:
+            return root + value
     if _is_absolute(value):
         return value  # already absolute: usable without any base
     if base is None:
@@ -602,6 +673,57 @@ def _link_record(
     }
 
 
+_IDENTICAL_MAX_DEPTH = 32
+_SCALAR_TYPES = frozenset((str, int, bool, type(None)))
+
+
+def _identical(a: Any, b: Any, depth: int = 0) -> bool:
+    """Whether two values are the same JSON-like value down to the types,
+    the key order and the sign of zero (``==`` says ``1 == 1.0 == True`` and
+    ignores key order; the link records tell those apart). False when unsure
+    (other types, too deep), which only costs the work it was meant to save.
+    """
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind in _SCALAR_TYPES:
+        return a == b
+    if kind is float:
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    if depth > _IDENTICAL_MAX_DEPTH:
+        return False
+    if kind is dict:
+        if len(a) != len(b):
+            return False
+        for (key_a, value_a), (key_b, value_b) in zip(a.items(), b.items()):
+            value_kind = type(value_a)
+            if type(key_a) is not type(key_b) or key_a != key_b or value_kind is not type(value_b):
+                return False
+            if value_kind in _SCALAR_TYPES:  # inline: most fields are text or ints
+                if value_a != value_b:
+                    return False
+            elif not _identical(value_a, value_b, depth + 1):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return len(a) == len(b) and all(_identical(x, y, depth + 1) for x, y in zip(a, b))
+    return False
+
+
+def _repeats_a_list(found: LinkList, earlier: list[LinkList]) -> bool:
+    """``found`` is identical to a list already handled in this document.
+
+    The php-leaks stage keeps a JSON payload both as text and parsed, so
+    most lists are found twice. An identical list gives identical link
+    records and so the fingerprint of the earlier one (already in the seen
+    set, or it had no candidates): it is skipped without building them.
+    """
+    return any(
+        other.length == found.length and len(other.records) == len(found.records)
+        and _identical(other.records, found.records)
+        for other in earlier)
+
+
 def _link_key(link: Mapping[str, Any]) -> tuple[Any, ...]:
     if link["link_id"] is not None:
         return ("id", link["content_type_id"], link["link_id"])
@@ -621,15 +743,24 @@ def extract_links(
 
     ``base_url`` (absolute) is used when ``config.base_url`` is unset.
     """
-    base = config.base_url or (base_url if base_url and _is_absolute(base_url) else None)
     counts = dict.fromkeys(COUNTERS, 0)
     links: list[dict[str, Any]] = []
+    if not values:  # most documents had no leak
+        return links, counts
     seen_links: set[tuple[Any, ...]] = set()
     seen_lists: set[tuple[tuple[Any, ...], ...]] = set()
     lists = find_link_lists(
         values, min_link_fraction=config.min_link_fraction, max_depth=config.max_depth,
         max_json_chars=config.max_json_chars, max_nodes=config.max_nodes)
+    if not lists:
+        return links, counts
+    # Only now: urlsplit of the document's url costs more than the search.
+    base = config.base_url or (base_url if base_url and _is_absolute(base_url) else None)
+    handled: list[LinkList] = []
     for found in lists:
+        if _repeats_a_list(found, handled):
+            continue  # the same list again, without building its records
+        handled.append(found)
         candidates = []
         for position, record in found.records:
             link = _link_record(doc_id, len(seen_lists), position, record, normalize_title, base)
@@ -664,7 +795,12 @@ def make_stage_function(
     """The per-document function. ``normalize_title`` defaults to the
     typography stage's normaliser (resolved here, at setup time), else
     :func:`fallback_normalize_title`."""
-    title_normalizer = normalize_title if normalize_title is not None else default_title_normalizer()
+    if normalize_title is not None:
+        title_normalizer = normalize_title
+    else:
+        # Pure, and a site's related lists repeat the same articles (and each
+        # list is found twice, as JSON text and as its parsed value).
+        title_normalizer = functools.lru_cache(maxsize=4096)(default_title_normalizer())
 
     def run(document: Document) -> StageResult:
         links, counts = extract_links(
