@@ -139,6 +139,7 @@ def test_minhash_tokens_golden():
         490767746, 1585432, 275455765, 484054559, 491635508, 538476667, 143353183, 580444422)
     assert minhash_tokens(["solo"], 3, permutations(4, 2)) == (372639968, 3810234630, 221790112, 4253243759)
     assert minhash_tokens([], 2, permutations(4, 2)) == (4294967295,) * 4
+    assert minhash_tokens(["a", "b"], 2, ()) == () == ref_minhash_tokens(["a", "b"], 2, ())
 
 
 def test_fingerprint_and_band_keys_golden():

@@ -222,7 +222,7 @@ _SHIFT = np.uint64(32)
 
 # (perms, a, b) of the last call: permutations() returns one cached tuple, so
 # an identity check saves hashing 2 x num_perm ints per signature.
-_LAST_PERMUTATIONS: tuple = ((), None, None)
+_LAST_PERMUTATIONS: tuple = (object(), None, None)
 
 
 def _permutation_columns(perms: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
