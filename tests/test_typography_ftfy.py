@@ -4,6 +4,8 @@ hypothesis), idempotence, and what no rule may change."""
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import random
 import re
@@ -214,6 +216,48 @@ def test_hypothesis_char_map_lane_equals_the_full_walk(text):
         fixed, counts = FtfyFastPath(config).fix(text)
         assert (fixed, counts) == _without_lane(FtfyFastPath(config)).fix(text)
         assert fixed == reference_fix(text, config)
+
+
+def test_encoding_step_is_ftfys_source_copied():
+    # fast._fix_encoding_one_step is ftfy's _fix_encoding_one_step_and_explain
+    # without its is_bad check; re-copy (and update this hash) on any change.
+    source = inspect.getsource(ftfy._fix_encoding_one_step_and_explain)  # pylint: disable=protected-access
+    assert hashlib.sha256(source.encode()).hexdigest() == \
+        "995180c6d3d524b27245073a2d87342e0ddf9494f00e9adb4d7b4734852587f7"
+    assert fast._LOSSY_NEEDS == (b"\x1a", b"?")  # pylint: disable=protected-access
+
+
+def _bad_texts() -> list[str]:
+    rng = random.Random(9)
+    texts = [case["original"] for _, case in CASES] + mixed_corpus(300, seed=13)
+    texts += [mojibake(text, rng, rng.randint(1, 3)) for text in news_corpus(40, seed=14)]
+    texts += [mojibake("caf\u00e9 \u201cq\u201d \u2014 \U0001f600 \ufffd ?", rng, layers)
+              for layers in (1, 2, 3) for _ in range(30)]
+    lines = {line for text in texts for line in text.splitlines(True) or [text]}
+    return sorted(line for line in lines if badness.is_bad(line))
+
+
+def test_encoding_step_equals_ftfys_on_bad_texts():
+    config = ftfy.TextFixerConfig(explain=True)
+    bad = _bad_texts()
+    assert len(bad) > 300
+    for text in bad:
+        ours = fast._fix_encoding_one_step(text, config)  # pylint: disable=protected-access
+        theirs = ftfy._fix_encoding_one_step_and_explain(text, config)  # pylint: disable=protected-access
+        assert (ours[0], list(ours[1])) == (theirs.text, list(theirs.explanation)), repr(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab ?\x1a\u00e9\u00c3\u00e2\u20ac\u201c\ufffd\u0080\u00ad\u00a0")),
+               max_size=20),
+       st.integers(1, 2), st.randoms(use_true_random=False))
+def test_hypothesis_encoding_step_equals_ftfys(text, layers, rng):
+    config = ftfy.TextFixerConfig(explain=True)
+    for candidate in (text, mojibake(text, rng, layers)):
+        if badness.is_bad(candidate):
+            ours = fast._fix_encoding_one_step(candidate, config)  # pylint: disable=protected-access
+            theirs = ftfy._fix_encoding_one_step_and_explain(candidate, config)  # pylint: disable=protected-access
+            assert (ours[0], list(ours[1])) == (theirs.text, list(theirs.explanation))
 
 
 def test_nonstandard_encoding_suboptions_are_refused():

@@ -274,8 +274,88 @@ def _badness_width() -> int:
 
 _BADNESS_WIDTH = _badness_width()
 _BADNESS_SEARCH = badness.BADNESS_RE.search
-# fix_encoding_and_explain's loop body (ftfy 6.3.1; the version test pins it).
-_fix_encoding_one_step = ftfy._fix_encoding_one_step_and_explain  # pylint: disable=protected-access
+
+
+def _lossy_needs() -> bytes:
+    """Bytes without which ``chardata.LOSSY_UTF8_RE`` cannot match: the union
+    over its branches of a required one-byte item made only of the SUBSTITUTE
+    byte and ``?`` (raises ValueError for a branch without one)."""
+    pattern = chardata.LOSSY_UTF8_RE
+    items = list(_sre_parser.parse(pattern.pattern.decode("latin-1"), pattern.flags))
+    if len(items) != 1 or items[0][0] is not _sre_constants.BRANCH:
+        raise ValueError("LOSSY_UTF8_RE is not a top-level alternation")
+    needed: set[str] = set()
+    for branch in items[0][1][1]:
+        sets = [chars for chars in (_item_chars(op, av) for op, av in branch)
+                if chars and chars <= {"\x1a", "?"}]
+        if not sets:
+            raise ValueError(f"LOSSY_UTF8_RE branch without SUBSTITUTE or '?': {branch}")
+        needed |= min(sets, key=len)
+    return "".join(sorted(needed)).encode("latin-1")
+
+
+_LOSSY_NEEDS = tuple(bytes([byte]) for byte in _lossy_needs())
+
+
+def _fix_encoding_one_step(text: str, config: ftfy.TextFixerConfig) -> tuple[str, list]:
+    """ftfy 6.3.1's ``_fix_encoding_one_step_and_explain(text, config)`` for a
+    ``text`` that ``is_bad`` (the caller decides that in a few microseconds;
+    ftfy's first check is a full ``BADNESS_RE`` search, tens of them), copied
+    step for step otherwise, except that ``replace_lossy_sequences`` is only
+    called on bytes holding one of :data:`_LOSSY_NEEDS` (without one its
+    regex cannot match and it returns its input). A test pins ftfy's source.
+    """
+    if not text or chardata.possible_encoding(text, "ascii"):
+        return text, []
+    possible_1byte_encodings = []
+    for encoding in chardata.CHARMAP_ENCODINGS:
+        if chardata.possible_encoding(text, encoding):
+            possible_1byte_encodings.append(encoding)
+            encoded_bytes = text.encode(encoding)
+            encode_step = ftfy.ExplanationStep("encode", encoding)
+            transcode_steps = []
+            try:
+                decoding = "utf-8"
+                if (config.restore_byte_a0 and encoding != "macroman"
+                        and chardata.ALTERED_UTF8_RE.search(encoded_bytes)):
+                    replaced_bytes = fixes.restore_byte_a0(encoded_bytes)
+                    if replaced_bytes != encoded_bytes:
+                        transcode_steps.append(ftfy.ExplanationStep("transcode", "restore_byte_a0"))
+                        encoded_bytes = replaced_bytes
+                if (config.replace_lossy_sequences and encoding.startswith("sloppy")
+                        and any(byte in encoded_bytes for byte in _LOSSY_NEEDS)):
+                    replaced_bytes = fixes.replace_lossy_sequences(encoded_bytes)
+                    if replaced_bytes != encoded_bytes:
+                        transcode_steps.append(
+                            ftfy.ExplanationStep("transcode", "replace_lossy_sequences"))
+                        encoded_bytes = replaced_bytes
+                if 0xED in encoded_bytes or 0xC0 in encoded_bytes:
+                    decoding = "utf-8-variants"
+                decode_step = ftfy.ExplanationStep("decode", decoding)
+                steps = [encode_step] + transcode_steps + [decode_step]
+                return encoded_bytes.decode(decoding), steps
+            except UnicodeDecodeError:
+                pass
+    if config.decode_inconsistent_utf8 and chardata.UTF8_DETECTOR_RE.search(text):
+        steps = [ftfy.ExplanationStep("apply", "decode_inconsistent_utf8")]
+        fixed = fixes.decode_inconsistent_utf8(text)
+        if fixed != text:
+            return fixed, steps
+    if "latin-1" in possible_1byte_encodings:
+        if "windows-1252" in possible_1byte_encodings:
+            return text, []
+        try:
+            fixed = text.encode("latin-1").decode("windows-1252")
+            if fixed != text:
+                steps = [ftfy.ExplanationStep("encode", "latin-1"),
+                         ftfy.ExplanationStep("decode", "windows-1252")]
+                return fixed, steps
+        except UnicodeDecodeError:
+            pass
+    if config.fix_c1_controls and chardata.C1_CONTROL_RE.search(text):
+        steps = [ftfy.ExplanationStep("transcode", "fix_c1_controls")]
+        return fixes.fix_c1_controls(text), steps
+    return text, []
 
 
 def _table_chars(table: dict[int, object]) -> set[str]:
@@ -488,10 +568,11 @@ class FtfyFastPath:
         """``ftfy.fix_encoding_and_explain(text, config)`` for a ``text`` that
         ``is_bad``.
 
-        Its loop, with its own one-step function, except that the loop ends
-        when the text is no longer bad: the one step returns such a text
-        unchanged after a full ``BADNESS_RE`` search (tens of microseconds on
-        a line), which :meth:`_is_bad` decides in a few.
+        Its loop, except that the loop ends when the text is no longer bad
+        (the one step returns such a text unchanged) and the one step is
+        :func:`_fix_encoding_one_step`, which leaves the "is it bad" check
+        (a full ``BADNESS_RE`` search, tens of microseconds on a line) to
+        :meth:`_is_bad`, which decides it in a few.
         """
         plan: list = []
         while True:
