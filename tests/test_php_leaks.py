@@ -713,3 +713,23 @@ def test_error_anchor_in_html2text_form_is_found_after_the_fast_precheck():
     # "** on line **" starts two bytes before " on line ": the search starts there.
     text = f"{P1}\n\n**Warning** : Division by zero in **/var/www/a.php** on line **3**\n\n{P2}"
     assert strip(text) == f"{P1}\n\n{P2}"
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"Warning: x", b"( ! ) Warning: x", b"[12-Jan-2020 10:00:00 UTC] PHP Warning:  x",
+    b"**Warning** : x", b"xWarning: x", b"*Warning: x", b"Warning Notice: y", b"(( ! ) Fatal error: z",
+    b"[" + b"a" * 41 + b"] Warning: x", b"Strict Standards: s\nDeprecated: d", b"Unknown error: u",
+])
+def test_level_finder_is_the_level_pattern_search(data):
+    from transforms._php_parse import _LEVEL_RE, _find_level
+    for pos in range(len(data) + 1):
+        m = _LEVEL_RE.search(data, pos)
+        assert _find_level(data, pos) == (m.span() if m else None)
+
+
+@pytest.mark.parametrize("data", [b"", b"thrown in x", b" thrown in x", b"\tthrown in \nthrown in ", b"xthrown in  thrown in "])
+def test_thrown_finder_is_the_thrown_pattern_search(data):
+    from transforms._php_parse import _THROWN, _find_thrown
+    for pos in range(len(data) + 1):
+        m = _THROWN.search(data, pos)
+        assert _find_thrown(data, pos) == (m.span() if m else None)

@@ -28,7 +28,7 @@ import bisect
 import dataclasses
 import math
 import re
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 
@@ -56,13 +56,22 @@ class Parsed:
     weak: bool = False   # a bare scalar (int(5), NULL ...) that needs line context
 
 
+Finder = Callable[[bytes, int], "tuple[int, int] | None"]
+
+
 class _LazyPositions:
-    """Sorted start positions of ``pattern`` in ``data``, found lazily, each once."""
+    """Sorted start positions of ``pattern`` in ``data``, found lazily, each once.
 
-    __slots__ = ("_pat", "_data", "_pos", "_scanned")
+    ``finder(data, pos)`` may replace ``pattern.search(data, pos)`` (it must
+    return the same match's (start, end), or None): for patterns that start
+    with a lookbehind, which the regex engine tries at every byte.
+    """
 
-    def __init__(self, pattern: re.Pattern, data: bytes):
+    __slots__ = ("_pat", "_find", "_data", "_pos", "_scanned")
+
+    def __init__(self, pattern: re.Pattern, data: bytes, finder: Finder | None = None):
         self._pat = pattern
+        self._find = finder
         self._data = data
         self._pos: list[int] = []
         self._scanned = 0
@@ -70,12 +79,16 @@ class _LazyPositions:
     def between(self, lo: int, hi: int, limit: int) -> list[int]:
         """Up to ``limit`` positions p with lo <= p < hi."""
         while self._scanned < hi:
-            m = self._pat.search(self._data, self._scanned)
-            if m is None:
+            if self._find is not None:
+                span = self._find(self._data, self._scanned)
+            else:
+                m = self._pat.search(self._data, self._scanned)
+                span = None if m is None else m.span()
+            if span is None:
                 self._scanned = len(self._data) + 1
                 break
-            self._pos.append(m.start())
-            self._scanned = max(m.end(), m.start() + 1)
+            self._pos.append(span[0])
+            self._scanned = max(span[1], span[0] + 1)
         i = bisect.bisect_left(self._pos, lo)
         out = []
         while i < len(self._pos) and self._pos[i] < hi and len(out) < limit:
@@ -178,6 +191,43 @@ _LEVEL_RE = re.compile(
     rb"(?<![\w*])(?:\( ! \) )?(?:\[[^\]\n]{1,40}\] )?(?:PHP )?(?:\*\*)?(?P<level>"
     + b"|".join(LEVELS) + rb")(?:\*\*)? ?:(?P<sp> {1,2})")
 _THROWN = re.compile(rb"(?<=\s)thrown in ")
+_BYTES_SPACE = b" \t\n\r\x0b\x0c"  # \s of a bytes pattern
+_LEVEL_WORD = re.compile(b"|".join(LEVELS))
+# The longest text _LEVEL_RE allows before its level word: "( ! ) ", a
+# bracketed log prefix of up to 40 bytes, "PHP " and "**".
+_LEVEL_LEAD = len(b"( ! ) ") + len(b"[] ") + 40 + len(b"PHP ") + len(b"**")
+
+
+def _find_thrown(data: bytes, pos: int) -> tuple[int, int] | None:
+    """``_THROWN.search(data, pos)`` at ``bytes.find`` speed."""
+    i = data.find(b"thrown in ", pos)
+    while i >= 0:
+        if i > 0 and data[i - 1] in _BYTES_SPACE:
+            return i, i + len(b"thrown in ")
+        i = data.find(b"thrown in ", i + 1)
+    return None
+
+
+def _find_level(data: bytes, pos: int) -> tuple[int, int] | None:
+    """``_LEVEL_RE.search(data, pos)``, trying the pattern only near a level word.
+
+    Every match holds a level word at most ``_LEVEL_LEAD`` bytes after its
+    start, and starts with that word or with ``(``, ``[``, ``P`` or ``*``;
+    the windows before successive level words are tried left to right, so
+    the first match found is the leftmost, as ``search`` would return.
+    """
+    lo = pos
+    word = _LEVEL_WORD.search(data, pos)
+    while word is not None:
+        w = word.start()
+        for c in range(max(lo, w - _LEVEL_LEAD), w + 1):
+            if c == w or data[c] in b"([P*":
+                m = _LEVEL_RE.match(data, c)
+                if m is not None:
+                    return m.span()
+        lo = w + 1
+        word = _LEVEL_WORD.search(data, lo)
+    return None
 _FILE_RE = re.compile(
     rb"(?:\*\*)?(?P<file>(?:[A-Za-z]:[\\/]|/|\.\.\./|phar://)[^\s*]{0,1000}(?: : (?:eval\(\)'d|runtime-created function|regexp) code)?|Unknown|[^\s*]{0,1000}\.(?:php|inc|phtml)\d?)(?:\*\*)?\Z")
 _LINE_TAIL = re.compile(rb"(?:\*\*)?(?P<line>\d{1,9})(?:\*\*)?")
@@ -240,8 +290,8 @@ class Scanner:
         self._xh_ends = _LazyPositions(_XH_LEN_END, data)
         self._spaced_ends = _LazyPositions(_SPACED_END, data)
         self._alt_done: dict[int, tuple[int, bytes | None]] = {}
-        self._heads = _LazyPositions(_LEVEL_RE, data)
-        self._thrown = _LazyPositions(_THROWN, data)
+        self._heads = _LazyPositions(_LEVEL_RE, data, _find_level)
+        self._thrown = _LazyPositions(_THROWN, data, _find_thrown)
         self._pr_ends: dict[int, _LazyPositions] = {}
         self._matched = True
         self._json: list[Any] = []
