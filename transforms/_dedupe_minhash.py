@@ -59,7 +59,9 @@ _FOLD_PAIRS = tuple((chr(source), target) for source, target in _FOLD.items())
 # the categories normalize_body turns into spaces.
 _NOT_WORDLIKE = regex.compile(r"[\p{P}\p{S}\p{Z}\p{C}]+")
 _ASCII_WORDLIKE = bytes(c if chr(c).isalnum() else 0x20 for c in range(128)) + bytes(range(128, 256))
-_ASCII_WORDLIKE_LOWER = bytes(ord(chr(c).lower()) if chr(c).isalnum() else 0x20 for c in range(128)) + bytes(range(128, 256))
+# The same, with A-Z also lowercased (str.lower and casefold agree on ASCII).
+_ASCII_WORDLIKE_LOWER = _ASCII_WORDLIKE.translate(bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                                                                  b"abcdefghijklmnopqrstuvwxyz"))
 _ASCII_BYTES = bytes(range(128))
 
 
@@ -226,12 +228,13 @@ _LAST_PERMUTATIONS: tuple = (object(), None, None)
 
 
 def _permutation_columns(perms: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    global _LAST_PERMUTATIONS  # pylint: disable=global-statement
     last = _LAST_PERMUTATIONS
     if last[0] is perms:
         return last[1], last[2]
     a, b = _permutation_arrays(tuple(perms))
-    if type(perms) is tuple:  # immutable: safe to recognise by identity
-        globals()["_LAST_PERMUTATIONS"] = (perms, a, b)
+    if type(perms) is tuple:  # immutable (and hashable, or lru_cache raised): safe to recognise by identity
+        _LAST_PERMUTATIONS = (perms, a, b)
     return a, b
 
 
