@@ -421,3 +421,26 @@ def test_translate_tables_stop_remembering_at_their_limit(monkeypatch):
 ])
 def test_site_suffix_precheck_keeps_the_rule(line, expected):
     assert strip_site_suffix(line) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "", "\n", "a", "a\r\nb\rc\nd", " \r\n\t\n\u00a0\rx\u2028y\x0bz\n\n", "\r\r\n\n\r", "last line without end",
+])
+def test_content_lines_are_the_non_blank_line_matches(text):
+    import re
+
+    from transforms.headlines import _content_lines
+    line = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+    expected = [m.span() for m in line.finditer(text) if m.group().strip()]
+    assert list(_content_lines(text)) == expected
+
+
+@pytest.mark.parametrize("blank", ["\r", "\n", "\r\n", " \r", "\u2028\n"])
+def test_a_million_blank_lines_are_jumped_over(blank):
+    import time
+
+    text = blank * 1_000_000 + SEED_TITLE + "\n" + SEED_TITLE + "\n\n" + BODY
+    started = time.process_time()
+    header = split_header(text)
+    assert time.process_time() - started < 0.5
+    assert (header.title, header.body) == (SEED_TITLE, BODY)

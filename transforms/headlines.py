@@ -76,7 +76,7 @@ import datetime
 import functools
 import re
 import unicodedata
-from typing import Callable
+from typing import Callable, Iterator
 
 import apache_beam as beam
 
@@ -204,7 +204,41 @@ def _fold(text: str) -> str:
     return text if text.isascii() else text.translate(_FOLD)  # _FOLD maps no ASCII
 
 
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+_NON_SPACE = re.compile(r"\S")
+
+
+def _content_lines(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each line that is not blank (``strip()`` leaves
+    something), its CR, LF or CRLF included.
+
+    The lines are the matches of ``[^\\r\\n]*(?:\\r\\n|\\r|\\n)|[^\\r\\n]+\\Z``;
+    here they are found with ``str.find`` (a header line is short, but the
+    body line after it is a long paragraph) and runs of blank lines are
+    jumped over with one search. The next CR (LF) is searched again only
+    once passed, so the whole is linear, also for a million CRs and no LF.
+    """
+    n = len(text)
+    pos = 0
+    cr = text.find("\r")
+    lf = text.find("\n")
+    while pos < n:
+        content = _NON_SPACE.search(text, pos)
+        if content is None:
+            return
+        q = content.start()
+        if q > pos:  # the line holding q starts after the last break before it
+            pos = max(pos, text.rfind("\n", pos, q) + 1, text.rfind("\r", pos, q) + 1)
+        if 0 <= cr < pos:
+            cr = text.find("\r", pos)
+        if 0 <= lf < pos:
+            lf = text.find("\n", pos)
+        if lf < 0 and cr < 0:
+            yield pos, n
+            return
+        end = lf if cr < 0 or 0 <= lf < cr else cr
+        end += 2 if text.startswith("\r\n", end) else 1
+        yield pos, end
+        pos = end
 
 
 @functools.lru_cache(maxsize=4096)
@@ -401,9 +435,8 @@ def split_header(text: str, title: str | None = None, published: str | None = No
     tentative: int | None = None             # entry index of a title taken from the body
     entries: list[tuple[str, int, str]] = []  # (kind "t"/"d", line offset, stripped line)
     body_start = len(text)
-    for match in _LINE.finditer(text):
-        index = match.start()
-        line = match.group().strip()
+    for index, end in _content_lines(text):
+        line = text[index:end].strip()
         if not line:
             continue
         if len(line) > config.max_title_chars:
