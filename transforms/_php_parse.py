@@ -56,7 +56,7 @@ class Parsed:
     weak: bool = False   # a bare scalar (int(5), NULL ...) that needs line context
 
 
-Finder = Callable[[bytes, int], "tuple[int, int] | None"]
+_Finder = Callable[[bytes, int], "tuple[int, int] | None"]
 
 
 class _LazyPositions:
@@ -69,7 +69,7 @@ class _LazyPositions:
 
     __slots__ = ("_pat", "_find", "_data", "_pos", "_scanned")
 
-    def __init__(self, pattern: re.Pattern, data: bytes, finder: Finder | None = None):
+    def __init__(self, pattern: re.Pattern, data: bytes, finder: _Finder | None = None):
         self._pat = pattern
         self._find = finder
         self._data = data
@@ -196,6 +196,24 @@ _LEVEL_WORD = re.compile(b"|".join(LEVELS))
 # The longest text _LEVEL_RE allows before its level word: "( ! ) ", a
 # bracketed log prefix of up to 40 bytes, "PHP " and "**".
 _LEVEL_LEAD = len(b"( ! ) ") + len(b"[] ") + 40 + len(b"PHP ") + len(b"**")
+_FILE_RE = re.compile(
+    rb"(?:\*\*)?(?P<file>(?:[A-Za-z]:[\\/]|/|\.\.\./|phar://)[^\s*]{0,1000}(?: : (?:eval\(\)'d|runtime-created function|regexp) code)?|Unknown|[^\s*]{0,1000}\.(?:php|inc|phtml)\d?)(?:\*\*)?\Z")
+_LINE_TAIL = re.compile(rb"(?:\*\*)?(?P<line>\d{1,9})(?:\*\*)?")
+_UNCAUGHT_HEAD = re.compile(rb"Uncaught (?P<msg>[^\n]{0,4000}?) in (?P<file>\S{1,1000}):(?P<line>\d{1,9})\s{1,10}Stack trace:")
+_TRACE_FRAME = re.compile(rb"\s{0,10}(?P<frame>#\d{1,6} [^\n]{0,4000}?)(?=\s{1,10}(?:#\d{1,6} |thrown\b)|\n)")
+_XD_SECOND = re.compile(
+    rb"\s{0,20}(?:\( ! \) )?[\w\\]{1,300}: [^\n]{0,4000}? in \S{1,1000} on line \d{1,9}")
+_XD_CALLSTACK = re.compile(
+    rb"(?:[ \t]*\r?\n[ \t]*\|[-| :]{1,200}\|[ \t]*)?"       # a markdown table's |---| row
+    rb"\s{0,20}(?:\|[ \t]*)?(?:\*\*)?Call Stack(?:\*\*)?:?[ \t]*\|?[ \t]*(?:\r?\n|\Z)")
+_TABLE_ROW_END = re.compile(rb"[ \t]*\|[ \t]*(?=\r?\n|\Z)")
+_XD_FRAME_LINE = re.compile(
+    rb"[ \t]{0,40}(?:"
+    rb"\d{1,4}\.\d{4}[ \t]{1,20}\d{1,12}[ \t]{1,10}\d{1,6}\. [^\n]{0,4000}"      # text mode
+    rb"|#\t?Time\t?Memory\t?Function\t?Location[^\n]{0,100}"                    # html header
+    rb"|\d{1,6}\t?\d{1,4}\.\d{4}\t?\d{1,12}\t?[^\n]{0,4000}:\d{1,9}"           # html frame
+    rb"|\|[^\n]{0,4000}\|"                                                      # markdown row
+    rb")[ \t]*(?:\r?\n|\Z)")
 
 
 def _find_thrown(data: bytes, pos: int) -> tuple[int, int] | None:
@@ -228,24 +246,6 @@ def _find_level(data: bytes, pos: int) -> tuple[int, int] | None:
         lo = w + 1
         word = _LEVEL_WORD.search(data, lo)
     return None
-_FILE_RE = re.compile(
-    rb"(?:\*\*)?(?P<file>(?:[A-Za-z]:[\\/]|/|\.\.\./|phar://)[^\s*]{0,1000}(?: : (?:eval\(\)'d|runtime-created function|regexp) code)?|Unknown|[^\s*]{0,1000}\.(?:php|inc|phtml)\d?)(?:\*\*)?\Z")
-_LINE_TAIL = re.compile(rb"(?:\*\*)?(?P<line>\d{1,9})(?:\*\*)?")
-_UNCAUGHT_HEAD = re.compile(rb"Uncaught (?P<msg>[^\n]{0,4000}?) in (?P<file>\S{1,1000}):(?P<line>\d{1,9})\s{1,10}Stack trace:")
-_TRACE_FRAME = re.compile(rb"\s{0,10}(?P<frame>#\d{1,6} [^\n]{0,4000}?)(?=\s{1,10}(?:#\d{1,6} |thrown\b)|\n)")
-_XD_SECOND = re.compile(
-    rb"\s{0,20}(?:\( ! \) )?[\w\\]{1,300}: [^\n]{0,4000}? in \S{1,1000} on line \d{1,9}")
-_XD_CALLSTACK = re.compile(
-    rb"(?:[ \t]*\r?\n[ \t]*\|[-| :]{1,200}\|[ \t]*)?"       # a markdown table's |---| row
-    rb"\s{0,20}(?:\|[ \t]*)?(?:\*\*)?Call Stack(?:\*\*)?:?[ \t]*\|?[ \t]*(?:\r?\n|\Z)")
-_TABLE_ROW_END = re.compile(rb"[ \t]*\|[ \t]*(?=\r?\n|\Z)")
-_XD_FRAME_LINE = re.compile(
-    rb"[ \t]{0,40}(?:"
-    rb"\d{1,4}\.\d{4}[ \t]{1,20}\d{1,12}[ \t]{1,10}\d{1,6}\. [^\n]{0,4000}"      # text mode
-    rb"|#\t?Time\t?Memory\t?Function\t?Location[^\n]{0,100}"                    # html header
-    rb"|\d{1,6}\t?\d{1,4}\.\d{4}\t?\d{1,12}\t?[^\n]{0,4000}:\d{1,9}"           # html frame
-    rb"|\|[^\n]{0,4000}\|"                                                      # markdown row
-    rb")[ \t]*(?:\r?\n|\Z)")
 
 
 def _float(raw: bytes) -> Any:

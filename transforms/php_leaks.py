@@ -49,7 +49,8 @@ Rules (see :func:`find_leaks`, :func:`strip_php_leaks`):
   contains a line break the two sides are joined by exactly ``"\\n\\n"``;
   otherwise (inline) by one space. Glued at the end (``responded.string(..``)
   the sentence keeps its period and nothing else.
-* Linear time: one prefilter regex scan; bounded, iterative parsers with an
+* Linear time: one prefilter (``bytes.find`` of the literals every leak
+  holds; a document without any skips the parsers); bounded, iterative parsers with an
   explicit stack (see :mod:`transforms._php_parse`); failed start positions
   (and failed print_r key lines) are memoised; end candidates are found
   once per document; a work budget per document (``budget_per_byte`` x bytes
@@ -334,7 +335,7 @@ def _find_parsed(data: bytes, config: PhpLeaksConfig) -> tuple[list[Parsed], int
         # Pass 2: dumps, skipping error spans.
         err_i = 0
         pos = 0
-        for m in itertools.chain((first_signature,) if first_signature else (), signatures):
+        for m in itertools.chain(() if first_signature is None else (first_signature,), signatures):
             s = m.start()
             if s < pos:
                 continue
