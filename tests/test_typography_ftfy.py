@@ -152,6 +152,8 @@ def test_is_bad_neighbour_test_equals_is_bad_on_dense_strings():
         expected = badness.is_bad(text)
         bad += expected
         assert path._is_bad(text) == expected, repr(text)  # pylint: disable=protected-access
+        # the same with the anchor characters given (found by str.find)
+        assert path._is_bad(text, set(text) & fast.badness_anchor_chars()) == expected  # pylint: disable=protected-access
     assert 3000 < bad < 27000  # both outcomes well represented
 
 
@@ -170,6 +172,7 @@ def test_badness_neighbours_cover_the_anchors():
 def test_hypothesis_is_bad_neighbour_test(text):
     path = FtfyFastPath(ftfy.TextFixerConfig())
     assert path._is_bad(text) == badness.is_bad(text)  # pylint: disable=protected-access
+    assert path._is_bad(text, set(text) & fast.badness_anchor_chars()) == badness.is_bad(text)  # pylint: disable=protected-access
 
 
 def test_char_map_lane_replaces_as_the_fixers_do():

@@ -52,7 +52,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import ftfy
 from ftfy import badness, chardata, fixes
@@ -475,6 +475,16 @@ def reference_fix(text: str, config: ftfy.TextFixerConfig) -> str:
     return ftfy.fix_text(text, config._replace(explain=False))
 
 
+def _positions(text: str, chars: Iterable[str]) -> Iterator[int]:
+    """The positions in ``text`` of each of ``chars`` (grouped by character)."""
+    find = text.find
+    for char in chars:
+        pos = find(char)
+        while pos != -1:
+            yield pos
+            pos = find(char, pos + 1)
+
+
 class FtfyFastPath:
     """``ftfy.fix_text(text, config)``, calling ftfy only where it can act.
 
@@ -501,6 +511,7 @@ class FtfyFastPath:
         self._search = self.trigger_re.search
         self._findall = self.trigger_re.findall
         self._anchor_finditer = re.compile(_char_class(badness_anchor_chars())).finditer
+        self._anchor_chars = badness_anchor_chars()
         self._lone_anchors, self._anchor_needs = badness_neighbours()
         if self._lone_anchors | self._anchor_needs.keys() != badness_anchor_chars():
             raise ValueError("badness_neighbours does not cover every anchor character")
@@ -528,7 +539,7 @@ class FtfyFastPath:
                       None if name == "fix_encoding" else ftfy.FIXERS[name])
                      for name, chars in steps)
 
-    def _is_bad(self, text: str) -> bool:
+    def _is_bad(self, text: str, anchors: Iterable[str] | None = None) -> bool:
         """``ftfy.badness.is_bad(text)``, searching only near anchor characters
         that have the neighbour a match there needs.
 
@@ -538,16 +549,20 @@ class FtfyFastPath:
         only consumes characters (no look-arounds, no ``$``), so a match
         exists iff one exists within ``_BADNESS_WIDTH - 1`` characters of such
         an anchor. The neighbour test is a few set look-ups; a ``BADNESS_RE``
-        search costs microseconds even on a short window.
+        search costs microseconds even on a short window. ``anchors``, when
+        given, are the anchor characters ``text`` holds (the caller knows
+        them): each is then found with ``str.find``, cheaper than a scan for
+        the whole anchor class.
         """
-        width = _BADNESS_WIDTH
-        search = _BADNESS_SEARCH
         lone = self._lone_anchors
         needs = self._anchor_needs
         length = len(text)
-        lo = hi = -1
-        for match in self._anchor_finditer(text):
-            pos = match.start()
+        candidates: list[int] = []
+        if anchors is None:
+            positions: Iterable[int] = (match.start() for match in self._anchor_finditer(text))
+        else:
+            positions = _positions(text, anchors)
+        for pos in positions:
             char = text[pos]
             if char not in lone:
                 for distance, chars in needs[char]:
@@ -556,13 +571,21 @@ class FtfyFastPath:
                         break
                 else:
                     continue  # no match holds this character at its anchor item
+            candidates.append(pos)
+        if not candidates:
+            return False
+        candidates.sort()
+        width = _BADNESS_WIDTH
+        search = _BADNESS_SEARCH
+        lo = hi = -1
+        for pos in candidates:
             if hi >= 0 and pos - width + 1 <= hi:  # overlaps the current window
                 hi = min(length, pos + width)
                 continue
             if hi >= 0 and search(text, lo, hi):
                 return True
             lo, hi = max(0, pos - width + 1), min(length, pos + width)
-        return hi >= 0 and search(text, lo, hi) is not None
+        return search(text, lo, hi) is not None
 
     def _fix_bad_encoding(self, text: str) -> tuple[str, list]:
         """``ftfy.fix_encoding_and_explain(text, config)`` for a ``text`` that
@@ -697,7 +720,8 @@ class FtfyFastPath:
         ``str.replace`` per character is several times faster than the
         fixers' regex substitutions.
         """
-        if not present.isdisjoint(self._encoding_chars) and self._is_bad(segment):
+        if not present.isdisjoint(self._encoding_chars) and \
+                self._is_bad(segment, present & self._anchor_chars):
             return None
         text = segment
         fired = set()
@@ -737,7 +761,7 @@ class FtfyFastPath:
                 if present.isdisjoint(chars):
                     continue
                 if fixer is None:  # the encoding fix, which explains itself
-                    if not self._is_bad(text):
+                    if not self._is_bad(text, present & self._anchor_chars):
                         continue  # fix_encoding returns text when not is_bad
                     fixed, plan = self._fix_bad_encoding(text)
                     if fixed != text:
