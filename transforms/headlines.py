@@ -436,9 +436,7 @@ def split_header(text: str, title: str | None = None, published: str | None = No
     entries: list[tuple[str, int, str]] = []  # (kind "t"/"d", line offset, stripped line)
     body_start = len(text)
     for index, end in _content_lines(text):
-        line = text[index:end].strip()
-        if not line:
-            continue
+        line = text[index:end].strip()  # never empty: blank lines are not listed
         if len(line) > config.max_title_chars:
             body_start = index
             break

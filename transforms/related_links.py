@@ -599,8 +599,8 @@ def _text(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) else str(value)
 
 
-# A plain absolute path: no scheme, netloc, query, fragment, params, dot
-# segment, escape-stripped or whitespace character (see _absolute).
+# A plain absolute path: no scheme, netloc, query, fragment, params or dot
+# segment, and no character urlsplit strips or splits at (see _absolute).
 _PLAIN_PATH = re.compile(r"/(?!/)[A-Za-z0-9_\-.~%/]*")
 
 
@@ -798,8 +798,8 @@ def make_stage_function(
     if normalize_title is not None:
         title_normalizer = normalize_title
     else:
-        # Pure, and a site's related lists repeat the same articles (and each
-        # list is found twice, as JSON text and as its parsed value).
+        # Pure, and a site's related lists repeat the same articles across
+        # its pages.
         title_normalizer = functools.lru_cache(maxsize=4096)(default_title_normalizer())
 
     def run(document: Document) -> StageResult:
