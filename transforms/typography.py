@@ -378,9 +378,14 @@ _SPACE_LED_RE = re.compile(" (?=([ \n,.;:!?]))")
 # much faster than a class).
 _SPACE_AFTER_CANDIDATES = tuple((mark, re.compile(rf"{re.escape(mark)}(?={_SPACED_LETTER})"))
                                 for mark in ",;:!?")
-# " w w" with a literal-space prefix (fast); the first w in any case.
+# " w w" with a literal-space prefix (fast); the first w in any case. The
+# words are grouped by first letter: at the many spaces followed by none of
+# those letters one class test fails instead of a test per word. (At most
+# one word can match at a position, so the order does not matter.)
 _REPEAT_CANDIDATE_RE = re.compile(" (?:" + "|".join(
-    rf"{word}(?<=(?i:{word}) {word})" for word in REPEATABLE_NEVER) + r")(?![\w'’\-])")
+    f"{initial}(?:" + "|".join(
+        rf"{word[1:]}(?<=(?i:{word}) {word})" for word in REPEATABLE_NEVER if word[0] == initial)
+    + ")" for initial in sorted({word[0] for word in REPEATABLE_NEVER})) + r")(?![\w'’\-])")
 
 
 def _dash_value(match: re.Match[str]) -> str:
