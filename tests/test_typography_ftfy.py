@@ -212,6 +212,33 @@ def _lane_alphabet() -> list[str]:
         "ab .\n\n\n\u00e9\u00e9\u00c3&\u0301")
 
 
+def test_lane_lines_made_bad_by_a_neighbour_take_the_full_walk():
+    # Every lane character the encoding fix looks at, next to every neighbour
+    # that makes a BADNESS_RE match possible there (and is no trigger itself,
+    # so the line stays in the lane): such lines must leave the lane exactly
+    # when ftfy finds them bad.
+    lone, needs = fast.badness_neighbours()
+    for config in (ftfy.TextFixerConfig(), PROFILES["news"].ftfy_config()):
+        path = FtfyFastPath(config)
+        full = _without_lane(FtfyFastPath(config))
+        lane_anchors = path._char_map_chars & fast.badness_anchor_chars()  # pylint: disable=protected-access
+        assert lane_anchors >= {"\u201c", "\u201d"}
+        checked = bad = 0
+        for char in sorted(lane_anchors):
+            for distance, chars in needs.get(char, ()):
+                for near in sorted(chars):
+                    if path.trigger_re.search(near):
+                        continue
+                    pair = near + char if distance < 0 else char + near
+                    text = f"ab {pair} cd\n\u201cx\u201d {pair[::-1]}\n"
+                    fixed = path.fix(text)
+                    assert fixed == full.fix(text), repr(text)
+                    assert fixed[0] == reference_fix(text, config), repr(text)
+                    checked += 1
+                    bad += badness.is_bad(pair)
+        assert checked > 100 and bad > 30
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from(_lane_alphabet()), max_size=30).map("".join))
 def test_hypothesis_char_map_lane_equals_the_full_walk(text):

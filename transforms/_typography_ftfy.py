@@ -522,6 +522,15 @@ class FtfyFastPath:
             if config.fix_encoding else ())
         self._char_map = _char_map_lane(config, self.trigger_chars)
         self._char_map_chars = frozenset(self._char_map)
+        # True when every lane character the encoding fix looks at needs, for
+        # a BADNESS_RE match, a non-ASCII character right next to it (true of
+        # the curly quotes): then a lane line without two adjacent non-ASCII
+        # characters is not bad, which one encode and one find decide.
+        self._lane_bad_needs_pair = all(
+            char not in self._lone_anchors
+            and all(abs(distance) == 1 and all(ord(c) > 0x7F for c in chars)
+                    for distance, chars in self._anchor_needs[char])
+            for char in self._char_map_chars & self._encoding_chars)
 
     @staticmethod
     def _build_steps(config: ftfy.TextFixerConfig, html: bool) -> tuple:
@@ -720,8 +729,10 @@ class FtfyFastPath:
         ``str.replace`` per character is several times faster than the
         fixers' regex substitutions.
         """
-        if not present.isdisjoint(self._encoding_chars) and \
-                self._is_bad(segment, present & self._anchor_chars):
+        if not present.isdisjoint(self._encoding_chars) and (
+                not self._lane_bad_needs_pair
+                or b"??" in segment.encode("ascii", "replace")  # non-ASCII pairs, or "??"
+        ) and self._is_bad(segment, present & self._anchor_chars):
             return None
         text = segment
         fired = set()
