@@ -33,3 +33,16 @@ def test_ci_installs_and_tests_exactly_as_the_readme_says():
 def test_readme_python_example_runs():
     for block in code_blocks("python"):
         exec(compile(block, "README.md", "exec"), {})  # pylint: disable=exec-used
+
+
+def test_readme_help_block_is_the_real_help(monkeypatch, capsys):
+    # The "Options" section shows `newswash run --help` verbatim (at 100 columns).
+    import pytest
+
+    from pipeline.cli import main
+
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    shown = README.split("`newswash run --help`:\n\n```text\n", 1)[1].split("```", 1)[0]
+    assert shown == capsys.readouterr().out
