@@ -965,11 +965,18 @@ class _EmitSpilledFn(_EmitFn):
 class DeduplicateArticles(beam.PTransform):
     """Keeps one copy of every article scraped more than once.
 
-    Input: ``Document``. Output: a ``DoOutputsTuple`` with ``DOCUMENTS``
-    (the kept ``Document`` s, each with ``duplicates = N`` and the ``dedupe``
-    stage recorded) and ``DUPLICATES`` (one dict per folded copy: ``id``,
+    Input: ``Document``. Output: a dict with ``DOCUMENTS`` (the kept
+    ``Document`` s, each with ``duplicates = N`` and the ``dedupe`` stage
+    recorded) and ``DUPLICATES`` (one dict per folded copy: ``id``,
     ``source``, ``duplicate_of``, ``duplicate_of_source``, ``reason``,
     ``similarity``). Counters: see the module docstring.
+
+    ``spill_directory`` (any Beam file system path every worker can reach,
+    e.g. ``gs://bucket/tmp/dedupe``): where the documents, their
+    fingerprints and the bucket index wait while the decisions are made, so
+    the runner holds only file references. The caller deletes it after the
+    run (``newswash run`` does). Without it, the runner holds the documents
+    and the index, which is fine for tests and small inputs.
     """
 
     def __init__(self, config: DedupeConfig = DedupeConfig(), spill_directory: str | None = None):
