@@ -49,8 +49,10 @@ SPILL_DIRECTORY = "spill"
 
 @dataclasses.dataclass(frozen=True)
 class StageWiring:
-    """How one per-document stage is built: its PTransform for the pipeline
-    and its pure stage function for ``newswash explain`` and tests."""
+    """How one per-document stage is built: its composite PTransform (for
+    users who run one stage, and for the test that the pipeline's fused
+    step equals the chain of composites) and its pure stage function (the
+    fused step, ``newswash explain`` and tests)."""
 
     label: str
     build: Callable[[RunConfig], beam.PTransform]
@@ -237,6 +239,13 @@ def build_pipeline(pipeline: beam.Pipeline, config: RunConfig) -> dict[str, beam
 
     php_leaks = gathered(PHP_LEAKS)
     related_links = gathered(RELATED_LINKS)
+    if side_outputs[RELATED_LINKS]:
+        from transforms.related_links import RelatedLink, related_link_from_json  # pylint: disable=import-outside-toplevel
+
+        # Schema rows, as ExtractRelatedLinks emits them (the fused step emits
+        # the stage's JSON records): one type whichever way the stage ran.
+        related_links = related_links | "RelatedLinkRows" >> beam.Map(
+            related_link_from_json).with_output_types(RelatedLink)
     dead_letter = tuple(dead_letters) | "FlattenDeadLetters" >> beam.Flatten()
 
     documents | "WriteDocuments" >> WriteJsonl(FileSystems.join(config.output, "documents"), config.num_shards)
