@@ -382,20 +382,11 @@ def copy_rank(doc: Document) -> str:
 
 
 def emit(docs: Iterable[Document], decision: tuple | None) -> Iterator[tuple[str, Any]]:
-    """(tag, element) outputs for all records of one uid and its decision."""
+    """(tag, element) outputs for all records of one uid and its decision:
+    the copy of smallest :func:`copy_rank` is the one kept."""
     copies = sorted(docs, key=copy_rank)
-    if not copies:
-        return
-    if decision is None or decision[0] == "canonical":
-        n = (decision[1] if decision is not None else 0) + len(copies) - 1
-        first = copies[0]
-        yield DOCUMENTS, first.record_stage(STAGE, n, duplicates=n)
-        for doc in copies[1:]:
-            yield DUPLICATES, duplicate_record(doc, first.id, first.source, "exact_body", 1.0)
-        return
-    _, canonical_id, canonical_source, reason, similarity = decision
-    for doc in copies:
-        yield DUPLICATES, duplicate_record(doc, canonical_id, canonical_source, reason, similarity)
+    for index, doc in enumerate(copies):
+        yield emit_copy(doc, decision, len(copies), kept=index == 0)
 
 
 def emit_copy(doc: Document, decision: tuple | None, records: int, kept: bool) -> tuple[str, Any]:
@@ -407,6 +398,7 @@ def emit_copy(doc: Document, decision: tuple | None, records: int, kept: bool) -
     if kept:
         n = (decision[1] if decision is not None else 0) + records - 1
         return DOCUMENTS, doc.record_stage(STAGE, n, duplicates=n)
+    # A copy has the kept record's uid, hence its id and source.
     return DUPLICATES, duplicate_record(doc, doc.id, doc.source, "exact_body", 1.0)
 
 
@@ -914,7 +906,7 @@ class _EmitFn(beam.DoFn):
         self._reasons = {reason: _counter(f"duplicates.{reason}") for reason in REASONS}
 
     def process(self, element: tuple[str, Document], decisions: dict[str, tuple],
-                repeated: dict[str, int]) -> Iterator[Any]:
+                repeated: dict[str, tuple[int, str]]) -> Iterator[Any]:
         uid, doc = element
         if uid in repeated:
             yield beam.pvalue.TaggedOutput(_COPIES, element)

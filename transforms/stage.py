@@ -204,56 +204,16 @@ class _BoundStage:
         return result.document, outputs
 
 
-class ApplyStageFn(beam.DoFn):
-    """Runs one stage function on each document.
-
-    ``make_function`` is called once per DoFn instance in ``setup()`` so that
-    compiled regexes, ftfy configs and tables are built on the worker, not
-    pickled with the pipeline and not rebuilt per element.
-
-    Counters, all in namespace ``newswash``: ``<stage>.documents_in``,
-    ``<stage>.documents_changed``, ``<stage>.dead_letter``, ``<stage>.timeout``
-    and ``<stage>.<rule>`` for every rule the function reports.
-    """
-
-    def __init__(self, stage: str, make_function: Callable[[], StageFunction],
-                 seconds_per_document: float = DEFAULT_SECONDS_PER_DOCUMENT,
-                 inline_characters: int = INLINE_CHARACTERS):
-        super().__init__()
-        if seconds_per_document < 0:
-            raise ValueError(f"seconds_per_document must be >= 0, got {seconds_per_document}")
-        self._stage = stage
-        self._make_function = make_function
-        self._seconds_per_document = seconds_per_document
-        self._inline_characters = inline_characters
-        self._bound: _BoundStage | None = None
-
-    def setup(self) -> None:
-        self._bound = _BoundStage(self._stage, self._make_function(),
-                                  self._seconds_per_document, self._inline_characters)
-
-    def teardown(self) -> None:
-        if self._bound is not None:
-            self._bound.close()
-
-    def process(self, document: Document) -> Iterator[Any]:
-        if self._bound is None:  # a runner that skipped setup()
-            self.setup()
-        passed_on, outputs = self._bound.apply(document)
-        yield from outputs
-        if passed_on is not None:
-            yield passed_on
-
-
 class ApplyStagesFn(beam.DoFn):
     """Runs several stage functions one after the other on each document.
 
-    The result is exactly that of one :class:`ApplyStageFn` per stage (same
-    counters, same dead letters naming the failing stage, same side records),
-    but each document crosses one Beam step instead of one per stage: the
-    per-element cost of a step (output receivers, tagged-output dispatch,
-    metric containers) is paid once. ``stages`` are ``(stage name,
-    make_function)`` pairs in the order they must run.
+    The result is exactly that of one :class:`ApplyStageFn` (a one-stage
+    ApplyStagesFn) per stage: same counters, same dead letters naming the
+    failing stage, same side records. But each document crosses one Beam step
+    instead of one per stage, so the per-element cost of a step (output
+    receivers, tagged-output dispatch, metric containers) is paid once.
+    ``stages`` are ``(stage name, make_function)`` pairs in the order they
+    must run.
     """
 
     def __init__(self, stages: Sequence[tuple[str, Callable[[], StageFunction]]],
@@ -288,6 +248,24 @@ class ApplyStagesFn(beam.DoFn):
             if current is None:
                 return
         yield current
+
+
+class ApplyStageFn(ApplyStagesFn):
+    """Runs one stage function on each document.
+
+    ``make_function`` is called once per DoFn instance in ``setup()`` so that
+    compiled regexes, ftfy configs and tables are built on the worker, not
+    pickled with the pipeline and not rebuilt per element.
+
+    Counters, all in namespace ``newswash``: ``<stage>.documents_in``,
+    ``<stage>.documents_changed``, ``<stage>.dead_letter``, ``<stage>.timeout``
+    and ``<stage>.<rule>`` for every rule the function reports.
+    """
+
+    def __init__(self, stage: str, make_function: Callable[[], StageFunction],
+                 seconds_per_document: float = DEFAULT_SECONDS_PER_DOCUMENT,
+                 inline_characters: int = INLINE_CHARACTERS):
+        super().__init__([(stage, make_function)], seconds_per_document, inline_characters)
 
 
 def stage_error(document: Document, stage: str, error: BaseException) -> DeadLetter:
