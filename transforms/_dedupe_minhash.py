@@ -1,9 +1,9 @@
 """Pure, deterministic building blocks of the ``dedupe`` stage (no Beam here).
 
-Everything is computed from the text alone with ``hashlib.blake2b``, never
-with Python's salted ``hash()``, so every worker process, run and runner
-computes the same fingerprints, MinHash signatures, LSH bucket keys and
-winners.
+Everything is computed from the text alone with ``hashlib`` (blake2b, and a
+SHAKE-256 table for token hashes), never with Python's salted ``hash()``, so
+every worker process, run and runner computes the same fingerprints, MinHash
+signatures, LSH bucket keys and winners.
 """
 
 from __future__ import annotations
@@ -32,11 +32,16 @@ __all__ = [
     "permutations",
     "minhash",
     "minhash_tokens",
+    "minhash_text",
+    "token_hash",
+    "token_hashes",
+    "combine_shingles",
     "shingle_hashes",
     "pack_signature",
     "unpack_signature",
     "signature_similarity",
     "lsh_params",
+    "band_digests",
     "band_keys",
     "published_sort_key",
     "rank_key",
@@ -260,43 +265,91 @@ def minhash(shingle_set: Iterable[str], perms: Sequence[tuple[int, int]]) -> tup
     return _minhash_of_hashes(hashes, perms)
 
 
-# A token's hash depends only on the token, so it is memoised per process
-# (news vocabularies are small); bounded so hostile input cannot grow it.
-_TOKEN_HASHES: dict[str, int] = {}
-_TOKEN_HASHES_MAX = 1 << 20
+# Token hashes: simple tabulation hashing over each token's UTF-8 bytes,
+# h(t) = (sum_j TABLE[min(j, 63)][t_j] mod 2**64) mod p, with TABLE a fixed
+# 64 x 256 array of pseudo-random 64-bit words (SHAKE-256 of a constant, so
+# every platform and process has the same one). Tabulation hashing is
+# 3-independent, and unlike a per-token blake2b with a memo dictionary it
+# runs over a whole text in a few numpy passes: no Python work per token and
+# no memo that grows with the vocabulary. The space byte's column is zero,
+# so the separator after a token adds nothing to that token's sum. Bytes
+# beyond position 63 share the last row (such words are rare in prose).
+TOKEN_TABLE_POSITIONS = 64
+_TOKEN_TABLE = np.frombuffer(
+    hashlib.shake_256(b"newswash token tabulation table v1").digest(TOKEN_TABLE_POSITIONS * 256 * 8),
+    dtype="<u8").astype(np.uint64).reshape(TOKEN_TABLE_POSITIONS, 256)
+_TOKEN_TABLE[:, 0x20] = 0
+_TOKEN_TABLE.setflags(write=False)
+_TOKEN_TABLE_FLAT = _TOKEN_TABLE.ravel()
+_LAST_POSITION = TOKEN_TABLE_POSITIONS - 1
 # Base of the polynomial that combines token hashes into a shingle hash.
 _SHINGLE_BASE = np.uint64(1_000_003)
 
 
+def token_hash(token: str) -> int:
+    """The hash (below 2**31 - 1) of one token; :func:`token_hashes` computes
+    the same for every word of a text at once."""
+    total = 0
+    for position, byte in enumerate(token.encode("utf-8", "surrogatepass")):
+        total += int(_TOKEN_TABLE[min(position, _LAST_POSITION), byte])
+    return (total & 0xFFFFFFFFFFFFFFFF) % SIGNATURE_PRIME
+
+
+def token_hashes(normalized: str, max_tokens: int | None = None) -> np.ndarray:
+    """:func:`token_hash` of each word of a :func:`normalize_body` text (words
+    separated by single spaces, none at either end), of the first
+    ``max_tokens`` words only when given; empty for an empty text."""
+    if not normalized:
+        return np.empty(0, dtype=np.uint64)
+    data = np.frombuffer(normalized.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    spaces = np.flatnonzero(data == 0x20)
+    if max_tokens is not None and spaces.size >= max_tokens:
+        data = data[:spaces[max_tokens - 1]]
+        spaces = spaces[:max_tokens - 1]
+    starts = np.empty(spaces.size + 1, dtype=np.intp)
+    starts[0] = 0
+    np.add(spaces, 1, out=starts[1:])
+    # Each byte's position in its word, as a running sum of steps of one
+    # that drops back to zero at each word start (the separating space gets
+    # the word's length, and adds zero).
+    position = np.ones(data.size, dtype=np.intp)
+    position[0] = 0
+    position[starts[1:]] = starts[:-1] - starts[1:] + 1
+    np.cumsum(position, out=position)
+    np.minimum(position, _LAST_POSITION, out=position)
+    position <<= 8
+    position += data
+    sums = np.add.reduceat(_TOKEN_TABLE_FLAT.take(position), starts)
+    sums %= _PRIME
+    return sums
+
+
 def _token_values(tokens: Sequence[str]) -> np.ndarray:
-    cache = _TOKEN_HASHES
-    try:  # usually every token is known: no set to build
-        return np.fromiter(map(cache.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
-    except KeyError:
-        pass
-    missing = set(tokens).difference(cache)
-    if missing:
-        if len(cache) + len(missing) > _TOKEN_HASHES_MAX:
-            cache.clear()
-        for token in missing:
-            cache[token] = _shingle_hash(token) % SIGNATURE_PRIME
-    return np.fromiter(map(cache.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
+    if tokens and all(tokens) and not any(" " in token for token in tokens):
+        return token_hashes(" ".join(tokens))
+    # Empty tokens or tokens with spaces cannot be told apart once joined.
+    return np.array([token_hash(token) for token in tokens], dtype=np.uint64)
 
 
 def shingle_hashes(tokens: Sequence[str], size: int) -> np.ndarray:
     """Hashes (below 2**31) of the word ``size``-grams of ``tokens``.
 
     Each is the polynomial ``sum(h(t_i) * B**(size-1-i)) mod p`` of its
-    tokens' hashes, so every token is hashed once however many shingles hold
-    it. A text shorter than ``size`` is one shingle, as in :func:`shingles`.
+    tokens' :func:`token_hash`, so every token is hashed once however many
+    shingles hold it. A text shorter than ``size`` is one shingle, as in
+    :func:`shingles`.
     """
     if not tokens:
         return np.empty(0, dtype=np.uint64)
-    token_values = _token_values(tokens)
-    width = min(size, len(tokens))
-    if width == 1:
+    return combine_shingles(_token_values(tokens), size)
+
+
+def combine_shingles(token_values: np.ndarray, size: int) -> np.ndarray:
+    """The shingle hashes of :func:`shingle_hashes` from the tokens' hashes."""
+    width = min(size, len(token_values))
+    if width <= 1:
         return token_values
-    count = len(tokens) - width + 1
+    count = len(token_values) - width + 1
     combined = token_values[:count] * _SHINGLE_BASE
     combined += token_values[1:1 + count]
     combined %= _PRIME
@@ -310,6 +363,13 @@ def shingle_hashes(tokens: Sequence[str], size: int) -> np.ndarray:
 def minhash_tokens(tokens: Sequence[str], size: int, perms: Sequence[tuple[int, int]]) -> tuple[int, ...]:
     """The MinHash signature of the word ``size``-grams of ``tokens``."""
     return _minhash_of_hashes(shingle_hashes(tokens, size), perms)
+
+
+def minhash_text(normalized: str, size: int, perms: Sequence[tuple[int, int]],
+                 max_tokens: int | None = None) -> tuple[int, ...]:
+    """:func:`minhash_tokens` of the words of a :func:`normalize_body` text
+    (the first ``max_tokens`` of them when given), without splitting it."""
+    return _minhash_of_hashes(combine_shingles(token_hashes(normalized, max_tokens), size), perms)
 
 
 # (signature tuple, its packed bytes) of the last signature computed or
@@ -376,34 +436,39 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     return best
 
 
+BAND_DIGEST_BYTES = 16
+
+
 @functools.lru_cache(maxsize=8)
-def _band_prefixes(bands: int) -> tuple[str, ...]:
-    return tuple(f"{band:03d}:" for band in range(bands))
+def _band_salts(bands: int) -> tuple[bytes, ...]:
+    return tuple(band.to_bytes(16, "big") for band in range(bands))
 
 
-def band_keys(signature: Sequence[int], bands: int, rows: int) -> list[str]:
-    """One ``str`` bucket key per LSH band: ``NNN:`` and the blake2b of the band's packed values."""
-    if bands <= 0 or rows <= 0 or isinstance(signature, np.ndarray):
-        return [
-            f"{band:03d}:" + hashlib.blake2b(
-                pack_signature(signature[band * rows:(band + 1) * rows]), digest_size=8).hexdigest()
-            for band in range(bands)
-        ]
-    # Packing the used values once and slicing the bytes gives each band's
-    # packed slice (4 bytes a value, so a short signature gives the same
-    # short or empty bands as slicing the values).
-    used = bands * rows
-    last = _LAST_PACKED
-    if last[0] is signature:
-        packed = last[1][:used * 4]
-    else:
-        packed = pack_signature(signature[:used])
+def band_digests(packed: bytes, bands: int, rows: int) -> list[bytes]:
+    """One 16-byte LSH bucket digest per band of a packed signature: the
+    blake2b of the band's packed values, salted with the band number (so
+    equal values in two bands are two buckets)."""
+    if bands <= 0 or rows <= 0:
+        return []
     width = rows * 4
     blake2b = hashlib.blake2b
     return [
-        prefix + blake2b(packed[start:start + width], digest_size=8).hexdigest()
-        for prefix, start in zip(_band_prefixes(bands), range(0, bands * width, width))
+        blake2b(packed[start:start + width], digest_size=BAND_DIGEST_BYTES, salt=salt).digest()
+        for salt, start in zip(_band_salts(bands), range(0, bands * width, width))
     ]
+
+
+def band_keys(signature: Sequence[int], bands: int, rows: int) -> list[str]:
+    """One ``str`` bucket key per LSH band: the hex of its :func:`band_digests`."""
+    if bands <= 0 or rows <= 0:
+        return []
+    used = signature[:bands * rows]
+    last = _LAST_PACKED
+    if last[0] is signature:  # packed already (usually by unpack_signature)
+        packed = last[1][:len(used) * 4]
+    else:
+        packed = pack_signature(used)
+    return [band.hex() for band in band_digests(packed, bands, rows)]
 
 
 def published_sort_key(published: str | None) -> tuple[int, str]:

@@ -119,20 +119,17 @@ from transforms._dedupe_minhash import (
     UnionFind,
     body_fingerprint,
     classify,
-    band_keys,
+    band_digests,
     digest,
     headline_fingerprint,
     lsh_params,
-    minhash,
-    minhash_tokens,
+    minhash_text,
     normalize_body,
     pack_signature,
     permutations,
     published_sort_key,
     rank_key,
-    shingles,
     signature_similarity,
-    unpack_signature,
 )
 from transforms.document import Document
 from transforms.stage import DOCUMENTS, METRICS_NAMESPACE
@@ -240,14 +237,13 @@ def fingerprint(doc: Document, config: DedupeConfig) -> Fingerprint | None:
     normalized = normalize_body(doc.text)
     if not normalized:
         return None
-    tokens = normalized.split(" ")
-    signature = minhash_tokens(tokens[:config.max_tokens], config.shingle_size,
-                               permutations(config.num_perm, config.seed))
+    signature = minhash_text(normalized, config.shingle_size, permutations(config.num_perm, config.seed),
+                             config.max_tokens)
     return Fingerprint(
         uid=document_uid(doc), id=doc.id, source=doc.source,
         published_key=published_sort_key(doc.published), body_length=len(doc.text),
         body_hash=body_fingerprint(normalized), headline_hash=headline_fingerprint(doc.title),
-        signature=pack_signature(signature), near=len(tokens) >= config.min_tokens)
+        signature=pack_signature(signature), near=normalized.count(" ") + 1 >= config.min_tokens)
 
 
 def bucket_keys(fp: Fingerprint, config: DedupeConfig) -> list[str]:
@@ -257,9 +253,8 @@ def bucket_keys(fp: Fingerprint, config: DedupeConfig) -> list[str]:
     if fp.near and fp.headline_hash:
         keys.append("h:" + fp.headline_hash)
     if fp.near and config.near_duplicates:
-        values = unpack_signature(fp.signature)
         bands, rows = config.band_rows
-        keys.extend("l:" + key for key in band_keys(values, bands, rows))
+        keys.extend(LSH_BUCKET + band.hex() for band in band_digests(fp.signature, bands, rows))
     return keys
 
 
@@ -270,6 +265,8 @@ def _edge(a: str, b: str) -> str:
 # Bucket key prefix of documents whose normalised body is empty: they are never
 # duplicates of anything, but the same record read twice must still be folded.
 NO_TEXT_BUCKET = "u:"
+# Bucket key prefix of an LSH band (then the hex of its 16-byte band digest).
+LSH_BUCKET = "l:"
 
 
 def bucket_member(uid: str, body_hash: str, copy: str = "") -> str:
@@ -458,7 +455,13 @@ _INDEX_FLUSH_BYTES = 8 * 1024 * 1024
 def bucket_key_digest(key: str) -> bytes:
     """The 16-byte digest a bucket key is packed as (bucket keys have
     different kinds and lengths; collisions of 128-bit digests do not occur
-    in practice)."""
+    in practice). An LSH key is the hex of a 16-byte band digest already,
+    which is used as it is."""
+    if key.startswith(LSH_BUCKET) and len(key) == len(LSH_BUCKET) + 2 * _KEY_BYTES:
+        try:
+            return bytes.fromhex(key[len(LSH_BUCKET):])
+        except ValueError:
+            pass
     return hashlib.blake2b(key.encode("utf-8"), digest_size=_KEY_BYTES).digest()
 
 
@@ -482,37 +485,63 @@ def copy_tag_from(rank: str, position: str) -> str:
 
 
 class BucketIndexWriter:
-    """Packs one bundle's bucket entries into ``(shard, blob)`` elements."""
+    """Packs one bundle's bucket entries into ``(shard, blob)`` elements.
+
+    Entries are appended to one buffer per layout and cut into shards only
+    when flushed (one numpy sort), so adding a document's ~27 entries costs a
+    few byte copies rather than 27 dictionary updates.
+    """
 
     def __init__(self, shards: int):
         self._shards = shards
-        self._buffers: dict[tuple[bytes, int], bytearray] = {}
-        self._buffered = 0
+        self._records = {_EXACT_LAYOUT: bytearray(), _SIMILAR_LAYOUT: bytearray()}
 
     def add(self, key: str, uid: str, body_hash: str, copy: str | None = None) -> None:
         """Adds one entry; ``copy`` (a :func:`copy_tag` or "") marks an exact-body
         or no-text bucket entry."""
-        digest_bytes = bucket_key_digest(key)
-        shard = int.from_bytes(digest_bytes[:4], "big") % self._shards
-        record = digest_bytes + bytes.fromhex(uid) + (bytes.fromhex(body_hash) if body_hash else bytes(16))
-        layout = _SIMILAR_LAYOUT
-        if copy is not None:
-            record += _copy_bytes(copy)
-            layout = _EXACT_LAYOUT
-        buffer = self._buffers.get((layout, shard))
-        if buffer is None:
-            buffer = self._buffers[(layout, shard)] = bytearray(layout)
-        buffer += record
-        self._buffered += len(record)
+        record = bucket_key_digest(key) + bytes.fromhex(uid) + (bytes.fromhex(body_hash) if body_hash else bytes(16))
+        if copy is None:
+            self._records[_SIMILAR_LAYOUT] += record
+        else:
+            self._records[_EXACT_LAYOUT] += record + _copy_bytes(copy)
+
+    def add_fingerprint(self, fp: Fingerprint, config: DedupeConfig, copy: str) -> None:
+        """Adds every :func:`bucket_keys` entry of ``fp`` (the exact-body one
+        with ``copy``), as :meth:`add` of each key would."""
+        tail = bytes.fromhex(fp.uid) + bytes.fromhex(fp.body_hash)
+        self._records[_EXACT_LAYOUT] += bucket_key_digest("b:" + fp.body_hash) + tail + _copy_bytes(copy)
+        if not fp.near:
+            return
+        similar = self._records[_SIMILAR_LAYOUT]
+        if fp.headline_hash:
+            similar += bucket_key_digest("h:" + fp.headline_hash) + tail
+        if config.near_duplicates:
+            bands, rows = config.band_rows
+            digests = band_digests(fp.signature, bands, rows)
+            if digests:
+                similar += tail.join(digests)
+                similar += tail
 
     @property
     def full(self) -> bool:
-        return self._buffered >= _INDEX_FLUSH_BYTES
+        return sum(map(len, self._records.values())) >= _INDEX_FLUSH_BYTES
 
     def flush(self) -> list[tuple[int, bytes]]:
-        blobs = [(shard, bytes(buffer)) for (_, shard), buffer in sorted(self._buffers.items())]
-        self._buffers.clear()
-        self._buffered = 0
+        """The buffered entries as ``(shard, layout byte + records)`` blobs,
+        exact-body layout first, each by ascending shard."""
+        blobs = []
+        for layout, size in ((_EXACT_LAYOUT, _EXACT_RECORD), (_SIMILAR_LAYOUT, _SIMILAR_RECORD)):
+            buffer = self._records[layout]
+            if not buffer:
+                continue
+            rows = np.frombuffer(bytes(buffer), dtype=np.uint8).reshape(-1, size)
+            buffer.clear()
+            shards = rows[:, :4].copy().view(">u4").ravel() % self._shards
+            order = np.argsort(shards, kind="stable")
+            rows, shards = rows[order], shards[order]
+            starts = np.flatnonzero(np.concatenate(([True], shards[1:] != shards[:-1])))
+            for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(shards)]):
+                blobs.append((int(shards[start]), layout + rows[start:end].tobytes()))
         return blobs
 
 
@@ -629,10 +658,7 @@ class _FingerprintFn(beam.DoFn):
                 _, full = self._fingerprint_spill.write(uid, fp)
                 if full is not None:
                     yield beam.pvalue.TaggedOutput(_FINGERPRINTS_SPILLED, full)
-            keys = bucket_keys(fp, self._config)
-            index.add(keys[0], uid, fp.body_hash, copy)  # the exact-body bucket
-            for key in keys[1:]:
-                index.add(key, uid, fp.body_hash)
+            index.add_fingerprint(fp, self._config, copy)
         if index.full:
             yield from self._flush_index()
 
