@@ -38,7 +38,8 @@ Two halves, one file:
    packages (``--no-deps --no-index``, into a per-content cached directory put
    on ``PYTHONPATH``) and then execs Beam's ``sdk_worker_main``. The worker
    machine must already have newswash's dependencies (apache-beam, ftfy,
-   regex, orjson); only newswash itself travels with the job.
+   regex, orjson, numpy; numba too for speed: without it dedupe computes the
+   same signatures with numpy); only newswash itself travels with the job.
 
        cp pipeline/packaging.py /opt/newswash/newswash_boot.py
        printf '#!/bin/sh\\nexec /opt/beam/bin/python /opt/newswash/newswash_boot.py "$@"\\n' \\

@@ -347,3 +347,39 @@ def test_digest_rejects_non_str_parts_as_before():
 def test_published_sort_key_unchanged():
     assert published_sort_key("2017-07-16T15:18:15+02:00") == (0, "2017-07-16T13:18:15")
     assert published_sort_key(None) == (2, "")
+
+
+# --------------------------------------------------------------------------
+# The compiled MinHash kernel (numba) against numpy and the reference
+# --------------------------------------------------------------------------
+
+
+def test_compiled_kernel_is_used_where_numba_is_installed():
+    # numba is a dependency: a broken install must not silently cost 4x.
+    import numba  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+
+    assert mh._signature_kernel() is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from("ab\u00e9\u4e2d\ud800x0"), min_size=1, max_size=70), max_size=50),
+       st.integers(1, 5), st.one_of(st.none(), st.integers(1, 60)),
+       st.sampled_from([(2, 1), (16, 3), (128, 1), (7, 9)]))
+def test_compiled_kernel_matches_numpy_and_reference(words, size, max_tokens, perm_args):
+    words = [word.replace(" ", "") or "x" for word in words]
+    text = " ".join(words)
+    perms = permutations(*perm_args)
+    expected = ref_minhash_tokens(words[:max_tokens], size, perms)
+    assert mh.minhash_text_numpy(text, size, perms, max_tokens) == expected
+    assert mh.minhash_text(text, size, perms, max_tokens) == expected
+    assert pack_signature(mh.minhash_text(text, size, perms, max_tokens)) == ref_pack(expected)
+
+
+def test_without_numba_the_same_signatures(monkeypatch):
+    with open("samples/002_eurozone_inflation.txt", encoding="utf-8") as handle:
+        text = normalize_body(handle.read())
+    perms = permutations(128, 1)
+    compiled = mh.minhash_text(text, 2, perms, 20000)
+    monkeypatch.setattr(mh, "_KERNEL", False)  # as when numba cannot be imported
+    assert mh._signature_kernel() is None
+    assert mh.minhash_text(text, 2, perms, 20000) == compiled == mh.minhash_text(text, 2, perms, 20000)

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import struct
 import unicodedata
-from typing import Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import regex
@@ -33,6 +33,7 @@ __all__ = [
     "minhash",
     "minhash_tokens",
     "minhash_text",
+    "minhash_text_numpy",
     "token_hash",
     "token_hashes",
     "combine_shingles",
@@ -368,8 +369,60 @@ def minhash_tokens(tokens: Sequence[str], size: int, perms: Sequence[tuple[int, 
 def minhash_text(normalized: str, size: int, perms: Sequence[tuple[int, int]],
                  max_tokens: int | None = None) -> tuple[int, ...]:
     """:func:`minhash_tokens` of the words of a :func:`normalize_body` text
-    (the first ``max_tokens`` of them when given), without splitting it."""
+    (the first ``max_tokens`` of them when given), without splitting it.
+
+    Computed by the compiled kernel of ``transforms/_minhash_kernel.py``
+    when numba is importable, else with numpy; both give the same integers.
+    """
+    kernel = _signature_kernel()
+    if kernel is None or not perms or size < 1:
+        return minhash_text_numpy(normalized, size, perms, max_tokens)
+    a, b = _permutation_vectors(perms)
+    minima = np.empty(len(a), dtype=np.uint64)
+    kernel(np.frombuffer(normalized.encode("utf-8", "surrogatepass"), dtype=np.uint8), _TOKEN_TABLE_FLAT, a, b,
+           size, -1 if max_tokens is None else max_tokens, _PRIME, _SHINGLE_BASE, minima)
+    minima >>= _SHIFT
+    signature = tuple(minima.tolist())
+    _remember_packed(signature, minima.astype("<u4").tobytes())
+    return signature
+
+
+def minhash_text_numpy(normalized: str, size: int, perms: Sequence[tuple[int, int]],
+                       max_tokens: int | None = None) -> tuple[int, ...]:
+    """:func:`minhash_text` with numpy only (the reference of the kernel)."""
     return _minhash_of_hashes(combine_shingles(token_hashes(normalized, max_tokens), size), perms)
+
+
+# None until first use; then the kernel, or False when numba cannot be used.
+_KERNEL: Any = None
+
+
+def _signature_kernel():
+    global _KERNEL  # pylint: disable=global-statement
+    if _KERNEL is None:
+        try:
+            from transforms._minhash_kernel import signature_minima  # pylint: disable=import-outside-toplevel
+        except ImportError:  # numba missing or broken on this platform: numpy does the same
+            _KERNEL = False
+        else:
+            _KERNEL = signature_minima
+    return _KERNEL or None
+
+
+def _permutation_vectors(perms: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The (a, b) columns of :func:`_permutation_columns` as contiguous vectors."""
+    global _LAST_VECTORS  # pylint: disable=global-statement
+    last = _LAST_VECTORS
+    if last[0] is perms:
+        return last[1], last[2]
+    a, b = _permutation_columns(perms)
+    a, b = np.ascontiguousarray(a.ravel()), np.ascontiguousarray(b.ravel())
+    if type(perms) is tuple:
+        _LAST_VECTORS = (perms, a, b)
+    return a, b
+
+
+_LAST_VECTORS: tuple = (object(), None, None)
 
 
 # (signature tuple, its packed bytes) of the last signature computed or
