@@ -43,6 +43,20 @@ def test_document_is_immutable_and_replace_records_stage():
     assert e.without_transients().original == b"" and d.original == b"a"
 
 
+def test_document_replace_is_dataclasses_replace():
+    d = Document(id="1", text="t", source="s", title="T", published="2020-01-01", url="u",
+                 fields=(("k", 1),), flags=("f",), changes=(("a", 1),), related_links=2, duplicates=3,
+                 php_values=({"x": 1},), original=b"raw")
+    for name, value in (("id", "2"), ("text", "u"), ("title", None), ("fields", ()), ("duplicates", 9),
+                        ("original", b""), ("php_values", ())):
+        assert d.replace(**{name: value}) == dataclasses.replace(d, **{name: value})
+    both = d.replace(text="x", related_links=0)
+    assert both == dataclasses.replace(d, text="x", related_links=0) and both is not d and d.text == "t"
+    assert d.replace() == d
+    with pytest.raises(TypeError, match="no field 'txt'"):
+        d.replace(txt="typo")
+
+
 def test_document_to_json_puts_input_fields_first_and_ours_win():
     d = Document(id="1", text="t", fields=(("lang", "en"), ("text", "stale")), changes=(("s", 2),))
     record = d.to_json()

@@ -1,7 +1,7 @@
 """The one immutable record that flows through every newswash stage.
 
 A stage never mutates a :class:`Document`; it returns a new one built with
-:meth:`Document.replace_text` or :func:`dataclasses.replace`. Beam's
+:meth:`Document.replace_text` or :meth:`Document.replace`. Beam's
 programming guide forbids mutating elements after output, and immutability
 makes that rule impossible to break by accident.
 """
@@ -9,6 +9,7 @@ makes that rule impossible to break by accident.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from typing import Any
 
 __all__ = ["Document", "FLAG_INVALID_UTF8"]
@@ -56,21 +57,31 @@ class Document:
     php_values: tuple[Any, ...] = ()
     original: bytes = b""
 
+    def replace(self, **updates: Any) -> "Document":
+        """``dataclasses.replace(self, **updates)``, at a third of its cost
+        (it runs several times per document): the fields are read in one
+        C-level call and passed to ``__init__`` by position."""
+        values = list(_ALL_FIELDS(self))
+        for name, value in updates.items():
+            try:
+                values[_FIELD_INDEX[name]] = value
+            except KeyError:
+                raise TypeError(f"Document has no field {name!r}") from None
+        return Document(*values)
+
     def replace_text(self, stage: str, text: str, changes: int, **updates: Any) -> "Document":
         """A copy with a new body and ``changes`` recorded for ``stage``."""
-        return dataclasses.replace(
-            self, text=text, changes=self.changes + ((stage, changes),), **updates)
+        return self.replace(text=text, changes=self.changes + ((stage, changes),), **updates)
 
     def record_stage(self, stage: str, changes: int, **updates: Any) -> "Document":
         """A copy that records ``changes`` for ``stage`` and applies ``updates``."""
-        return dataclasses.replace(
-            self, changes=self.changes + ((stage, changes),), **updates)
+        return self.replace(changes=self.changes + ((stage, changes),), **updates)
 
     def without_transients(self) -> "Document":
         """A copy without the fields that only the per-document stages need."""
         if not self.php_values and not self.original:
             return self
-        return dataclasses.replace(self, php_values=(), original=b"")
+        return self.replace(php_values=(), original=b"")
 
     def changes_by_stage(self) -> dict[str, int]:
         return dict(self.changes)
@@ -99,3 +110,8 @@ class Document:
             "duplicates": self.duplicates,
         }
         return record
+
+
+_FIELD_NAMES = tuple(field.name for field in dataclasses.fields(Document))
+_FIELD_INDEX = {name: index for index, name in enumerate(_FIELD_NAMES)}
+_ALL_FIELDS = operator.attrgetter(*_FIELD_NAMES)
