@@ -9,6 +9,7 @@ For every ``--docs N`` the same generated corpus (``generate_corpus.py``, seed
   io-floor          plain Python: read the JSONL, orjson.loads + orjson.dumps each line, write it
   reference         Beam ReadFromText -> Map(orjson.loads, ftfy.fix_text(text), orjson.dumps)
                     -> WriteToText; DirectRunner, --direct_num_workers=1
+  reference-2w      the same with ``--direct_num_workers=2 --direct_running_mode=multi_processing``
   newswash-none     the same CLI with every stage skipped (``--skip`` x5): reading, writing and
                     the accounting only, i.e. newswash's framework cost
   newswash-1w       ``python -m pipeline run --input C --output O --overwrite --direct_num_workers=1``
@@ -61,7 +62,7 @@ if str(PROJECT) not in sys.path:
 
 PER_DOCUMENT_STAGES = ("php-leaks", "headlines", "typography", "related-links")
 ALL_STAGES = PER_DOCUMENT_STAGES + ("dedupe",)
-MEASUREMENTS = ("io-floor", "reference", "newswash-none", "newswash-1w", "newswash-2w", "stages")
+MEASUREMENTS = ("io-floor", "reference", "reference-2w", "newswash-none", "newswash-1w", "newswash-2w", "stages")
 SAMPLE_SECONDS = 0.05
 
 # Targets of issue 8.
@@ -469,13 +470,18 @@ def measure_size(docs: int, args: argparse.Namespace, missing: dict[str, str],
                                    f"{lines} records written"))
         out.unlink(missing_ok=True)
 
-    if "reference" in runs:
-        out = workdir / f"reference-{docs}"
+    for name, label, extra in (
+            ("reference", "reference (Beam + ftfy)", []),
+            ("reference-2w", "reference 2 workers (multi_processing)",
+             ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])):
+        if name not in runs:
+            continue
+        out = workdir / f"{name}-{docs}"
         out.mkdir(parents=True, exist_ok=True)
         seconds, peak, cpu, status = child(
-            "reference", [python, me, "reference", str(corpus), str(out / "part")], out)
+            name, [python, me, "reference", str(corpus), str(out / "part"), *extra], out)
         lines = _count_lines(out) if status == 0 else 0
-        results.append(Measurement("reference (Beam + ftfy)", docs, size, seconds, peak, cpu,
+        results.append(Measurement(label, docs, size, seconds, peak, cpu,
                                    status == 0 and lines == docs, f"{lines} records written"))
 
     newswash = [python, "-m", "pipeline", "run", "--input", str(corpus)]
@@ -567,6 +573,11 @@ def ratios(results: Sequence[Measurement], sizes: Sequence[int]) -> list[str]:
         if one and bare:
             lines.append(f"- {docs:,} docs: the framework alone (no stages) takes {bare.seconds:.1f} s, "
                          f"{100 * bare.seconds / one.seconds:.0f}% of the full 1-worker wall time")
+        ref_two = _find(results, "reference 2 workers", docs)
+        if two and ref_two:
+            ratio = two.docs_per_second / ref_two.docs_per_second
+            lines.append(f"- {docs:,} docs: newswash 2 workers / reference 2 workers = {ratio:.2f}x docs/s "
+                         "(the same comparison with both cores in use)")
         if one and two:
             ratio = two.docs_per_second / one.docs_per_second
             lines.append(f"- {docs:,} docs: newswash 2 workers / 1 worker = {ratio:.2f}x docs/s "
@@ -579,8 +590,8 @@ def ratios(results: Sequence[Measurement], sizes: Sequence[int]) -> list[str]:
     ordered = sorted(sizes)
     for small, large in zip(ordered, ordered[1:]):
         factor = large / small
-        for name in ("io-floor", "reference", "newswash 1 worker, no stages", "newswash 1 worker",
-                     "newswash 2 workers"):
+        for name in ("io-floor", "reference", "reference 2 workers", "newswash 1 worker, no stages",
+                     "newswash 1 worker", "newswash 2 workers"):
             a, b = _find(results, name, small), _find(results, name, large)
             if not (a and b):
                 continue
