@@ -52,6 +52,7 @@ from transforms.dedupe import (
     copy_tag_from,
     deduplicate,
     fingerprint,
+    resolve_cluster,
     shard_candidates,
 )
 from transforms.document import Document
@@ -461,6 +462,42 @@ def test_copies_of_one_record_keep_exactly_one(tmp_path, spill):
                 spill_directory=spill_directory)
             assert_that(outputs[DOCUMENTS], equal_to(kept), label="CheckKept")
             assert_that(outputs[DUPLICATES], equal_to(duplicates), label="CheckDuplicates")
+
+
+def _canonical_without_pair():
+    """A (earliest, kept) and B share a body; C is a near copy of it. The
+    LSH pair is B-C (B has the smaller uid, so it represents the body), so
+    the Beam path joins A by an exact-body edge only, without its signature."""
+    edited = MATCH_TEXT.replace("in extra time", "after extra time").replace("the final", "the cup final")
+    for n in range(100):
+        a = doc(f"a{n}", MATCH_TEXT, published="2017-05-01")
+        b = doc(f"b{n}", MATCH_TEXT, published="2017-05-02")
+        if fingerprint(b, DedupeConfig()).uid < fingerprint(a, DedupeConfig()).uid:
+            return [a, b, doc("c", edited, published="2017-05-03")]
+    raise AssertionError("no id pair orders the uids as needed")
+
+
+def test_resolve_cluster_fills_a_dropped_signature_from_the_same_body():
+    docs = _canonical_without_pair()
+    fps = [fingerprint(d, DedupeConfig()) for d in docs]
+    full = resolve_cluster(fps)
+    assert [decision[1][3] for decision in full[1:]] == ["exact_body", "near_duplicate_body"]
+    assert full[2][1][4] == signature_similarity(fps[2].signature, fps[0].signature) > 0.5
+    slim = [fps[0]._replace(signature=b""), fps[1], fps[2]]
+    assert resolve_cluster(slim) == full
+
+
+@pytest.mark.parametrize("spill", [False, True], ids=["in-memory", "spilled"])
+def test_canonical_joined_by_an_exact_edge_only_is_compared_by_its_body(tmp_path, spill):
+    docs = _canonical_without_pair()
+    kept, duplicates = deduplicate(docs)
+    assert [d.id for d in kept] == [docs[0].id]
+    assert sorted(r["reason"] for r in duplicates) == ["exact_body", "near_duplicate_body"]
+    with TestPipeline() as pipeline:
+        outputs = pipeline | beam.Create(docs, reshuffle=False) | DeduplicateArticles(
+            spill_directory=str(tmp_path / "spill") if spill else None)
+        assert_that(outputs[DOCUMENTS], equal_to(kept), label="CheckKept")
+        assert_that(outputs[DUPLICATES], equal_to(duplicates), label="CheckDuplicates")
 
 
 def test_copy_rank_orders_copies_by_content_only():

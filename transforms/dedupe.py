@@ -352,7 +352,7 @@ def resolve_cluster(members: Iterable[Fingerprint]) -> list[tuple[str, tuple]]:
     """Decisions for one cluster: ``(uid, ("canonical", n))`` for the kept
     copy (``n`` counts the records of the other members; a uid may come more
     than once when the same record was read twice), ``(uid, ("duplicate", id, source, reason, similarity))`` for the others."""
-    members = list(members)
+    members = _with_signatures(list(members))
     copies = collections.Counter(fp.uid for fp in members)  # a record read twice counts twice
     unique = sorted({fp.uid: fp for fp in members}.values(), key=rank_key)
     canonical, others = unique[0], unique[1:]
@@ -362,6 +362,20 @@ def resolve_cluster(members: Iterable[Fingerprint]) -> list[tuple[str, tuple]]:
         reason, similarity = classify(fp, canonical)
         decisions.append((fp.uid, ("duplicate", canonical.id, canonical.source, reason, similarity)))
     return decisions
+
+
+def _with_signatures(members: list[Fingerprint]) -> list[Fingerprint]:
+    """``members``, each without a signature given that of a member with the
+    same body hash. The Beam path drops the signature of records joined by
+    exact-body edges only (most clustered records), and a signature is a
+    function of the normalised body, which the body hash identifies. Every
+    body of a cluster that is compared by similarity has such a member: it
+    reached another body through a verified pair."""
+    if all(fp.signature for fp in members):
+        return members
+    by_body = {fp.body_hash: fp.signature for fp in members if fp.signature}
+    return [fp if fp.signature else fp._replace(signature=by_body.get(fp.body_hash, b""))
+            for fp in members]
 
 
 def duplicate_record(doc: Document, duplicate_of: str, duplicate_of_source: str,
@@ -585,6 +599,7 @@ _CANDIDATES = "candidates"
 _REPEATED = "repeated"
 _SPILLED = "spilled"
 _FINGERPRINTS_SPILLED = "fingerprints_spilled"
+_SIGNATURES = "signatures"
 # Spill files are cut at about this size so that reading them back spreads
 # over workers (one file is read by one worker).
 SPILL_FILE_BYTES = 32 * 1024 * 1024
@@ -822,28 +837,60 @@ class _BucketCandidatesFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(_REPEATED, uid_records)
 
 
-def _edge_endpoints(edge: str) -> Iterator[tuple[str, None]]:
+# How a record takes part in dedupe's decisions (bits, OR-ed per uid): an
+# exact-body edge needs only its rank fields; a candidate pair needs its
+# signature too.
+_EXACT_EDGE = 1
+_CANDIDATE_PAIR = 2
+
+
+def _edge_endpoints(edge: str, kind: int) -> Iterator[tuple[str, int]]:
     a, b = edge.split(" ")
-    yield a, None
-    yield b, None
+    yield a, kind
+    yield b, kind
+
+
+def _either_kind(kinds: Iterable[int]) -> int:
+    combined = 0
+    for kind in kinds:
+        combined |= kind
+    return combined
+
+
+def _involved_outputs(uid: str, fp: Fingerprint, kinds: int) -> Iterator[Any]:
+    """Main: ``(uid, fingerprint)`` for cluster resolution, without the
+    512-byte signature unless the record is in a candidate pair;
+    ``signatures``: ``(uid, signature)`` for the records in a candidate pair
+    (the only ones verification reads)."""
+    if kinds & _CANDIDATE_PAIR:
+        yield beam.pvalue.TaggedOutput(_SIGNATURES, (uid, fp.signature))
+        yield uid, fp
+    else:
+        yield uid, fp._replace(signature=b"")
 
 
 class _ReadInvolvedFingerprintsFn(beam.DoFn):
-    """The fingerprints of one spill file whose uid has an edge or a candidate."""
+    """The fingerprints of one spill file whose uid has an edge or a candidate
+    (see :func:`_involved_outputs`)."""
 
-    def process(self, path: str, involved: dict[str, None]) -> Iterator[tuple[str, Fingerprint]]:
+    def process(self, path: str, involved: dict[str, int]) -> Iterator[Any]:
         for uid, fp in read_spill_file(path):
-            if uid in involved:
-                yield uid, fp
+            kinds = involved.get(uid)
+            if kinds:
+                yield from _involved_outputs(uid, fp, kinds)
 
 
-def _involved_fingerprints(element: tuple[str, dict[str, list]]) -> Iterator[tuple[str, Fingerprint]]:
+class _InvolvedFingerprintsFn(beam.DoFn):
     """Fingerprints of the records that have at least one candidate or exact
-    edge: the only ones verification and cluster resolution need."""
-    uid, joined = element
-    if joined["involved"]:
-        for fp in joined["fingerprint"]:
-            yield uid, fp
+    edge, the only ones verification and cluster resolution need (see
+    :func:`_involved_outputs`)."""
+
+    def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Any]:
+        uid, joined = element
+        kinds = _either_kind(joined["involved"])
+        if kinds:
+            for fp in joined["fingerprint"]:
+                yield from _involved_outputs(uid, fp, kinds)
 
 
 def _keyed_by_left(pair: str) -> tuple[str, str]:
@@ -853,10 +900,10 @@ def _keyed_by_left(pair: str) -> tuple[str, str]:
 
 def _left_signature_to_right(element: tuple[str, dict[str, list]]) -> Iterator[tuple[str, tuple[str, bytes]]]:
     uid, joined = element
-    fps = joined["fingerprint"]
-    if fps:
+    signatures = joined["signature"]
+    if signatures:
         for right in joined["right"]:
-            yield right, (uid, fps[0].signature)
+            yield right, (uid, signatures[0])
 
 
 class _VerifyPairsFn(beam.DoFn):
@@ -872,10 +919,10 @@ class _VerifyPairsFn(beam.DoFn):
 
     def process(self, element: tuple[str, dict[str, list]]) -> Iterator[str]:
         uid, joined = element
-        fps = joined["fingerprint"]
-        if not fps:
+        signatures = joined["signature"]
+        if not signatures:
             return
-        signature = fps[0].signature
+        signature = signatures[0]
         for left, left_signature in joined["left"]:
             if signature_similarity(left_signature, signature) >= self._threshold:
                 yield _edge(left, uid)
@@ -905,16 +952,14 @@ class _ComponentsFn(beam.CombineFn):
         return UnionFind(dict(accumulator)).roots()
 
 
-def _component_items(roots: dict[str, str]) -> Iterator[tuple[str, str]]:
-    yield from roots.items()
-
-
-def _fingerprint_by_component(element: tuple[str, dict[str, list]]) -> Iterator[tuple[str, Fingerprint]]:
-    _, joined = element
-    roots, fps = joined["root"], joined["fingerprint"]
-    if roots:
-        for fp in fps:  # more than one when the same record was read twice
-            yield roots[0], fp
+def _fingerprint_by_component(element: tuple[str, Fingerprint],
+                              roots: dict[str, str]) -> Iterator[tuple[str, Fingerprint]]:
+    """``(component, fingerprint)``; nothing for a record whose candidate
+    pairs all failed verification (it is in no component)."""
+    uid, fp = element
+    root = roots.get(uid)
+    if root is not None:
+        yield root, fp
 
 
 def _resolve(element: tuple[str, Iterable[Fingerprint]]) -> list[tuple[str, tuple]]:
@@ -1020,42 +1065,50 @@ class DeduplicateArticles(beam.PTransform):
         candidates = buckets[_CANDIDATES] | "DistinctCandidates" >> beam.Distinct()
 
         involved = (
-            (exact_edges, candidates)
-            | "FlattenEdgesAndCandidates" >> beam.Flatten()
-            | "EdgeEndpoints" >> beam.FlatMap(_edge_endpoints))
+            (exact_edges | "ExactEdgeEndpoints" >> beam.FlatMap(_edge_endpoints, _EXACT_EDGE),
+             candidates | "CandidateEndpoints" >> beam.FlatMap(_edge_endpoints, _CANDIDATE_PAIR))
+            | "FlattenEndpoints" >> beam.Flatten())
         if self._spill_directory is None:
-            member_fingerprints = (
+            involved_fingerprints = (
                 {"fingerprint": signed[_FINGERPRINTS], "involved": involved}
                 | "JoinInvolved" >> beam.CoGroupByKey()
-                | "InvolvedFingerprints" >> beam.FlatMap(_involved_fingerprints))
+                | "InvolvedFingerprints" >> beam.ParDo(_InvolvedFingerprintsFn()).with_outputs(
+                    _SIGNATURES, main=_FINGERPRINTS))
         else:
             # Every fingerprint stays on disk; only those of records with an
             # edge or a candidate (the side input, a small set) are read back.
             involved_uids = beam.pvalue.AsDict(
-                involved | "DistinctInvolved" >> beam.combiners.Count.PerKey())
-            member_fingerprints = (
+                involved | "DistinctInvolved" >> beam.CombinePerKey(_either_kind))
+            involved_fingerprints = (
                 signed[_FINGERPRINTS_SPILLED]
                 | "SpreadFingerprintFiles" >> beam.Reshuffle()
-                | "InvolvedFingerprints" >> beam.ParDo(_ReadInvolvedFingerprintsFn(), involved_uids))
+                | "InvolvedFingerprints" >> beam.ParDo(
+                    _ReadInvolvedFingerprintsFn(), involved_uids).with_outputs(_SIGNATURES, main=_FINGERPRINTS))
+        # Verification joins only the signatures of records in a candidate
+        # pair; most clustered records are joined by exact-body edges only,
+        # and their fingerprints meet once, without signature, to resolve.
+        member_fingerprints = involved_fingerprints[_FINGERPRINTS]
+        signatures = involved_fingerprints[_SIGNATURES]
         left_signatures = (
-            {"fingerprint": member_fingerprints,
+            {"signature": signatures,
              "right": candidates | "KeyByLeft" >> beam.Map(_keyed_by_left)}
             | "JoinLeft" >> beam.CoGroupByKey()
             | "LeftSignatureToRight" >> beam.FlatMap(_left_signature_to_right))
         verified_edges = (
-            {"fingerprint": member_fingerprints, "left": left_signatures}
+            {"signature": signatures, "left": left_signatures}
             | "JoinRight" >> beam.CoGroupByKey()
             | "VerifyPairs" >> beam.ParDo(_VerifyPairsFn(config)))
 
-        roots = (
+        # The components (one dict, uid -> smallest uid) reach the
+        # fingerprints as a side input: a join would hold every clustered
+        # record's fingerprint once more.
+        roots = beam.pvalue.AsSingleton(
             (exact_edges, verified_edges)
             | "FlattenEdges" >> beam.Flatten()
-            | "Components" >> beam.CombineGlobally(_ComponentsFn())
-            | "ComponentMembers" >> beam.FlatMap(_component_items))
+            | "Components" >> beam.CombineGlobally(_ComponentsFn()))
         decisions = (
-            {"root": roots, "fingerprint": member_fingerprints}
-            | "JoinComponents" >> beam.CoGroupByKey()
-            | "KeyByComponent" >> beam.FlatMap(_fingerprint_by_component)
+            member_fingerprints
+            | "KeyByComponent" >> beam.FlatMap(_fingerprint_by_component, roots)
             | "GroupClusters" >> beam.GroupByKey()
             | "PickCanonical" >> beam.FlatMap(_resolve))
         decisions_by_uid = beam.pvalue.AsDict(decisions)
