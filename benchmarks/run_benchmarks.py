@@ -690,8 +690,16 @@ def machine_description() -> list[str]:
         f"MemAvailable at start {meminfo.get('MemAvailable', '?')}, load average at start "
         f"{load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}, {platform.platform()}",
         f"- software: Python {platform.python_version()}, apache-beam {apache_beam.__version__}, "
-        f"ftfy {ftfy.__version__}, orjson {orjson.__version__}",
+        f"ftfy {ftfy.__version__}, orjson {orjson.__version__}, {_numba_version()}",
     ]
+
+
+def _numba_version() -> str:
+    try:
+        import numba  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return "numba not installed (dedupe's MinHash runs with numpy)"
+    return f"numba {numba.__version__}"
 
 
 def _interrupt(signum: int, frame: Any) -> None:
