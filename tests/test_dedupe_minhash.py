@@ -162,7 +162,8 @@ def test_minhash_tokens_edge_cases():
     assert minhash_tokens(["solo"], 3, permutations(4, 2)) == ref_minhash_tokens(["solo"], 3, permutations(4, 2))
     assert minhash_tokens([], 2, permutations(4, 2)) == (4294967295,) * 4
     assert minhash_tokens(["a", "b"], 2, ()) == () == ref_minhash_tokens(["a", "b"], 2, ())
-    assert mh.token_hashes("") .size == 0 and mh.minhash_text("", 2, permutations(4, 2)) == (4294967295,) * 4
+    assert mh.token_hashes("").size == 0 and mh.minhash_text("", 2, permutations(4, 2)) == (4294967295,) * 4
+    assert mh.token_hashes("a b", 0).size == 0 and mh.minhash_text("a b", 2, permutations(4, 2), 0) == (4294967295,) * 4
 
 
 def _jaccard(a: str, b: str, size: int = 2) -> float:

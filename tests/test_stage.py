@@ -57,6 +57,15 @@ def test_document_replace_is_dataclasses_replace():
         d.replace(txt="typo")
 
 
+def test_document_fields_rebuild_the_document():
+    from transforms.document import document_fields
+
+    d = Document(id="1", text="t", source="s", title="T", fields=(("k", [1, {"x": None}]),), flags=("f",),
+                 changes=(("a", 1),), related_links=2, duplicates=3, php_values=({"x": 1},), original=b"raw")
+    assert Document(*document_fields(d)) == d
+    assert len(document_fields(d)) == len(dataclasses.fields(Document))
+
+
 def test_document_to_json_puts_input_fields_first_and_ours_win():
     d = Document(id="1", text="t", fields=(("lang", "en"), ("text", "stale")), changes=(("s", 2),))
     record = d.to_json()
@@ -87,6 +96,31 @@ def test_apply_stage_under_test_pipeline_counts_every_record_once():
         assert_that(out[DEAD_LETTER] | "Dead" >> beam.Map(lambda d: (d.id, d.reason)),
                     equal_to([("2", "stage_error"), ("3", "asked_to_drop")]), label="dead")
         assert_that(out[SIDE], equal_to([{"id": "1"}, {"id": "4"}]), label="side")
+
+
+def test_stage_counters_are_committed_once_per_record_over_several_bundles():
+    # Counts are summed per bundle and added to the Beam counters at the end
+    # of each bundle; the committed totals must be those of every record.
+    import collections
+
+    from apache_beam.metrics.metric import MetricsFilter
+
+    inputs = [doc(str(i), ("boom" if i % 7 == 0 else "drop" if i % 11 == 0 else "ab" if i % 2 else "AB"))
+              for i in range(1, 201)]
+    pipeline = TestPipeline()
+    out = apply_stage(pipeline | beam.Create(inputs) | beam.Reshuffle(), "upper", upper_stage, side_tags=(SIDE,))
+    assert_that(out[DOCUMENTS] | beam.combiners.Count.Globally(), equal_to([200 - 28 - 16]))
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = collections.Counter()
+    for counter in result.metrics().query(MetricsFilter().with_namespace("newswash"))["counters"]:
+        counters[counter.key.metric.name] += counter.committed
+    raised, dropped = 28, sum(1 for i in range(1, 201) if i % 11 == 0 and i % 7)
+    changed = sum(1 for i in range(1, 201) if i % 2 and i % 7 and i % 11)
+    assert dropped == 16
+    assert counters["upper.documents_in"] == 200
+    assert counters["upper.dead_letter"] == raised + dropped
+    assert counters["upper.documents_changed"] == changed == counters["upper.uppercased"]
 
 
 def slow_on_long_text() -> "callable":

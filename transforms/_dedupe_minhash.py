@@ -300,7 +300,7 @@ def token_hashes(normalized: str, max_tokens: int | None = None) -> np.ndarray:
     """:func:`token_hash` of each word of a :func:`normalize_body` text (words
     separated by single spaces, none at either end), of the first
     ``max_tokens`` words only when given; empty for an empty text."""
-    if not normalized:
+    if not normalized or (max_tokens is not None and max_tokens < 1):
         return np.empty(0, dtype=np.uint64)
     data = np.frombuffer(normalized.encode("utf-8", "surrogatepass"), dtype=np.uint8)
     spaces = np.flatnonzero(data == 0x20)
@@ -375,7 +375,7 @@ def minhash_text(normalized: str, size: int, perms: Sequence[tuple[int, int]],
     when numba is importable, else with numpy; both give the same integers.
     """
     kernel = _signature_kernel()
-    if kernel is None or not perms or size < 1:
+    if kernel is None or not perms or size < 1 or (max_tokens is not None and max_tokens < 1):
         return minhash_text_numpy(normalized, size, perms, max_tokens)
     a, b = _permutation_vectors(perms)
     minima = np.empty(len(a), dtype=np.uint64)
@@ -409,6 +409,9 @@ def _signature_kernel():
     return _KERNEL or None
 
 
+_LAST_VECTORS: tuple = (object(), None, None)  # as _LAST_PERMUTATIONS, for the kernel's vectors
+
+
 def _permutation_vectors(perms: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
     """The (a, b) columns of :func:`_permutation_columns` as contiguous vectors."""
     global _LAST_VECTORS  # pylint: disable=global-statement
@@ -420,9 +423,6 @@ def _permutation_vectors(perms: Sequence[tuple[int, int]]) -> tuple[np.ndarray, 
     if type(perms) is tuple:
         _LAST_VECTORS = (perms, a, b)
     return a, b
-
-
-_LAST_VECTORS: tuple = (object(), None, None)
 
 
 # (signature tuple, its packed bytes) of the last signature computed or

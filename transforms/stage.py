@@ -133,6 +133,11 @@ class _BoundStage:
         self._inline_characters = inline_characters
         self._watchdog: concurrent.futures.ThreadPoolExecutor | None = None
         self._counters: dict[str, Any] = {}
+        # Counts of the current bundle, added to the Beam counters by
+        # flush_counts() at its end: a bundle's metrics are committed with
+        # the bundle, so the totals are the same, and a dictionary update is
+        # cheaper than a counter update (about twelve per document).
+        self._pending: dict[str, int] = {}
 
     def close(self) -> None:
         if self._watchdog is not None:
@@ -163,11 +168,18 @@ class _BoundStage:
                 f"{len(document.text)}-character document") from None
 
     def _count(self, name: str, value: int = 1) -> None:
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = Metrics.counter(METRICS_NAMESPACE, f"{self.stage}.{name}")
-            self._counters[name] = counter
-        counter.inc(value)
+        pending = self._pending
+        pending[name] = pending.get(name, 0) + value
+
+    def flush_counts(self) -> None:
+        """Adds this bundle's counts to the Beam counters (call at the end of a bundle)."""
+        for name, value in self._pending.items():
+            counter = self._counters.get(name)
+            if counter is None:
+                counter = Metrics.counter(METRICS_NAMESPACE, f"{self.stage}.{name}")
+                self._counters[name] = counter
+            counter.inc(value)
+        self._pending.clear()
 
     def apply(self, document: Document) -> tuple[Document | None, list[beam.pvalue.TaggedOutput]]:
         """The document this stage passes on (None if it went to the dead
@@ -233,6 +245,10 @@ class ApplyStagesFn(beam.DoFn):
         self._bound = tuple(
             _BoundStage(stage, make_function(), self._seconds_per_document, self._inline_characters)
             for stage, make_function in self._stages)
+
+    def finish_bundle(self) -> None:
+        for bound in self._bound:
+            bound.flush_counts()
 
     def teardown(self) -> None:
         for bound in self._bound:
