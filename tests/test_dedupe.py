@@ -650,6 +650,27 @@ def test_packed_index_finds_what_per_bucket_grouping_finds(entries, shards, flus
     assert all(0 <= shard < shards for shard in blobs_by_shard)
 
 
+@pytest.mark.parametrize("config", [DedupeConfig(), DedupeConfig(near_duplicates=False), DedupeConfig(bands=3)],
+                         ids=["default", "no-lsh", "3-bands"])
+def test_index_entries_of_a_fingerprint_are_those_of_its_bucket_keys(config):
+    # add_fingerprint is the fast path of adding every bucket_keys() entry.
+    fast, slow = BucketIndexWriter(7), BucketIndexWriter(7)
+    docs = CORPUS + [doc("short", "two words", title="Short")]
+    for number, document in enumerate(docs):
+        fp = fingerprint(document, config)
+        if fp is None:
+            continue
+        copy = copy_tag(document, f"{'ab' * 16}:{number}")
+        fast.add_fingerprint(fp, config, copy)
+        keys = bucket_keys(fp, config)
+        slow.add(keys[0], fp.uid, fp.body_hash, copy)
+        for key in keys[1:]:
+            slow.add(key, fp.uid, fp.body_hash)
+    blobs = fast.flush()
+    assert blobs == slow.flush() and blobs
+    assert fast.flush() == [] and not fast.full
+
+
 def test_packed_index_record_of_a_copy_round_trips():
     writer = BucketIndexWriter(1)
     tag = copy_tag_from("0011223344556677", "ab" * 16 + ":70000")
