@@ -87,6 +87,37 @@ def test_apply_stage_fn_directly():
     assert "cannot handle boom" in dead.error
 
 
+def test_counts_of_a_failed_bundle_are_not_carried_into_the_next(monkeypatch):
+    import collections
+
+    import transforms.stage as stage_module
+
+    added: collections.Counter = collections.Counter()
+
+    class RecordingCounter:
+        def __init__(self, name):
+            self.name = name
+
+        def inc(self, value=1):
+            added[self.name] += value
+
+    class RecordingMetrics:
+        @staticmethod
+        def counter(namespace, name):
+            return RecordingCounter(f"{namespace}/{name}")
+
+    monkeypatch.setattr(stage_module, "Metrics", RecordingMetrics)
+    fn = ApplyStageFn("upper", upper_stage)
+    fn.setup()
+    fn.start_bundle()
+    list(fn.process(doc("1", "abc")))  # the bundle fails here: finish_bundle never runs
+    fn.start_bundle()  # its retry on the same instance
+    list(fn.process(doc("1", "abc")))
+    assert not added  # nothing is added before the bundle ends
+    fn.finish_bundle()
+    assert added["newswash/upper.documents_in"] == 1 and added["newswash/upper.documents_changed"] == 1
+
+
 def test_apply_stage_under_test_pipeline_counts_every_record_once():
     inputs = [doc("1", "abc"), doc("2", "boom"), doc("3", "drop"), doc("4", "XYZ")]
     with TestPipeline() as p:

@@ -181,6 +181,9 @@ class _BoundStage:
             counter.inc(value)
         self._pending.clear()
 
+    def discard_counts(self) -> None:
+        self._pending.clear()
+
     def apply(self, document: Document) -> tuple[Document | None, list[beam.pvalue.TaggedOutput]]:
         """The document this stage passes on (None if it went to the dead
         letter) and the tagged outputs it produced, in order."""
@@ -245,6 +248,12 @@ class ApplyStagesFn(beam.DoFn):
         self._bound = tuple(
             _BoundStage(stage, make_function(), self._seconds_per_document, self._inline_characters)
             for stage, make_function in self._stages)
+
+    def start_bundle(self) -> None:
+        # A bundle that failed on this instance left its counts unflushed;
+        # its retry counts every record again.
+        for bound in self._bound:
+            bound.discard_counts()
 
     def finish_bundle(self) -> None:
         for bound in self._bound:
