@@ -409,26 +409,17 @@ def _signature_kernel():
     return _KERNEL or None
 
 
-_LAST_VECTORS: tuple = (object(), None, None)  # as _LAST_PERMUTATIONS, for the kernel's vectors
-
-
 def _permutation_vectors(perms: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """The (a, b) columns of :func:`_permutation_columns` as contiguous vectors."""
-    global _LAST_VECTORS  # pylint: disable=global-statement
-    last = _LAST_VECTORS
-    if last[0] is perms:
-        return last[1], last[2]
+    """The (a, b) columns of :func:`_permutation_columns` as 1-D views (contiguous:
+    the columns are views of contiguous vectors)."""
     a, b = _permutation_columns(perms)
-    a, b = np.ascontiguousarray(a.ravel()), np.ascontiguousarray(b.ravel())
-    if type(perms) is tuple:
-        _LAST_VECTORS = (perms, a, b)
-    return a, b
+    return a[:, 0], b[:, 0]
 
 
-# (signature tuple, its packed bytes) of the last signature computed or
-# unpacked in this process. A signature is usually packed right after it is
-# computed and band-keyed right after it is unpacked; the tuple is immutable,
-# so recognising it by identity is exact. One tuple, swapped atomically.
+# (signature tuple, its packed bytes) of the last signature computed in this
+# process. A signature is packed right after it is computed (fingerprint());
+# the tuple is immutable, so recognising it by identity is exact. One tuple,
+# swapped atomically.
 _LAST_PACKED: tuple = ((), b"")
 
 
@@ -450,10 +441,7 @@ def pack_signature(signature: Sequence[int]) -> bytes:
 
 
 def unpack_signature(packed: bytes) -> tuple[int, ...]:
-    signature = _signature_struct(len(packed) // 4).unpack(packed)
-    if type(packed) is bytes:
-        _remember_packed(signature, packed)
-    return signature
+    return _signature_struct(len(packed) // 4).unpack(packed)
 
 
 def signature_similarity(a: bytes, b: bytes) -> float:
@@ -515,13 +503,7 @@ def band_keys(signature: Sequence[int], bands: int, rows: int) -> list[str]:
     """One ``str`` bucket key per LSH band: the hex of its :func:`band_digests`."""
     if bands <= 0 or rows <= 0:
         return []
-    used = signature[:bands * rows]
-    last = _LAST_PACKED
-    if last[0] is signature:  # packed already (usually by unpack_signature)
-        packed = last[1][:len(used) * 4]
-    else:
-        packed = pack_signature(used)
-    return [band.hex() for band in band_digests(packed, bands, rows)]
+    return [band.hex() for band in band_digests(pack_signature(signature[:bands * rows]), bands, rows)]
 
 
 def published_sort_key(published: str | None) -> tuple[int, str]:
