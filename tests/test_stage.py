@@ -114,7 +114,7 @@ def test_counts_of_a_failed_bundle_are_not_carried_into_the_next(monkeypatch):
     fn.start_bundle()  # its retry on the same instance
     list(fn.process(doc("1", "abc")))
     assert not added  # nothing is added before the bundle ends
-    fn.finish_bundle()
+    assert list(fn.finish_bundle()) == []  # direct calls left no batch behind
     assert added["newswash/upper.documents_in"] == 1 and added["newswash/upper.documents_changed"] == 1
 
 
@@ -256,3 +256,108 @@ def test_fused_stages_equal_the_chain_of_stage_composites():
                 equal_to([True]), label=f"Check{tag}")
         assert_that(fused[DOCUMENTS] | "CountDocuments" >> beam.combiners.Count.Globally(),
                     equal_to([len(docs)]), label="EveryDocumentCleaned")
+
+
+# --- batches ---------------------------------------------------------------
+
+
+def _windowed(document: Document, start: int):
+    from apache_beam.transforms.window import IntervalWindow
+    from apache_beam.utils.windowed_value import WindowedValue
+
+    return WindowedValue(document, start + 1, [IntervalWindow(start, start + 10)])
+
+
+def _unwrapped(output):
+    """(tag, value, timestamp, window start) of a batched output."""
+    tag = output.tag if isinstance(output, beam.pvalue.TaggedOutput) else DOCUMENTS
+    windowed = output.value if isinstance(output, beam.pvalue.TaggedOutput) else output
+    (window,) = windowed.windows
+    return tag, windowed.value, windowed.timestamp.micros // 1_000_000, window.start.micros // 1_000_000
+
+
+def test_batches_give_each_output_its_own_elements_window_and_equal_the_unbatched_results():
+    texts = ["abc", "boom", "x", "drop", "def", "GHI", "jkl"]
+    docs = [doc(str(i), text) for i, text in enumerate(texts)]
+    unbatched = ApplyStageFn("upper", upper_stage, batch_size=1)
+    unbatched.setup()
+    expected = []
+    for number, document in enumerate(docs):
+        for output in unbatched.process(document):
+            tag = output.tag if isinstance(output, beam.pvalue.TaggedOutput) else DOCUMENTS
+            value = output.value if isinstance(output, beam.pvalue.TaggedOutput) else output
+            expected.append((tag, value, 10 * number + 1, 10 * number))
+
+    batched = ApplyStageFn("upper", upper_stage, batch_size=3)
+    batched.setup()
+    batched.start_bundle()
+    emitted_after_each = []
+    outputs = []
+    for number, document in enumerate(docs):
+        produced = list(batched.process(document, _windowed(document, 10 * number)))
+        emitted_after_each.append(len(produced))
+        outputs.extend(produced)
+    assert [count > 0 for count in emitted_after_each] == [False, False, True, False, False, True, False]
+    tail = list(batched.finish_bundle())
+    assert tail, "the last, partial batch is emitted when the bundle finishes"
+    outputs.extend(tail)
+    got = [_unwrapped(output) for output in outputs]
+    # Same records, each with the timestamp and window of the element it came from.
+    assert sorted(map(repr, got)) == sorted(map(repr, expected))
+    assert [g[1].id for g in got if g[0] == DOCUMENTS] == ["0", "2", "4", "5", "6"]
+
+
+def test_a_batch_is_also_cut_by_its_characters(monkeypatch):
+    import transforms.stage as stage_module
+
+    monkeypatch.setattr(stage_module, "BATCH_CHARACTERS", 10)
+    fn = ApplyStageFn("upper", upper_stage, batch_size=100)
+    fn.setup()
+    fn.start_bundle()
+    assert list(fn.process(doc("1", "aaaa"), _windowed(doc("1", "aaaa"), 0))) == []
+    flushed = list(fn.process(doc("2", "bbbbbbb"), _windowed(doc("2", "bbbbbbb"), 10)))
+    assert [_unwrapped(o)[1].text for o in flushed if not isinstance(o, beam.pvalue.TaggedOutput)] == ["AAAA", "BBBBBBB"]
+
+
+def test_a_retried_bundle_drops_the_partial_batch_of_the_failed_attempt():
+    fn = ApplyStageFn("upper", upper_stage, batch_size=10)
+    fn.setup()
+    fn.start_bundle()
+    list(fn.process(doc("1", "abc"), _windowed(doc("1", "abc"), 0)))  # the attempt fails after this
+    fn.start_bundle()
+    list(fn.process(doc("2", "def"), _windowed(doc("2", "def"), 10)))
+    documents = [_unwrapped(o)[1].id for o in fn.finish_bundle() if not isinstance(o, beam.pvalue.TaggedOutput)]
+    assert documents == ["2"]
+
+
+def test_batched_stage_keeps_windows_under_test_pipeline():
+    # Fixed windows (one window per element) take the batched path; sliding
+    # windows (each element in two) the per-element one. Either way every
+    # output lands in the windows of its own input.
+    from apache_beam.transforms import window
+
+    inputs = [(doc(str(i), "drop" if i == 4 else f"text {i}"), 10 * i + 1) for i in range(12)]
+    kept = [i for i in range(12) if i != 4]
+
+    def id_and_window(record, win=beam.DoFn.WindowParam):
+        record_id = record["id"] if isinstance(record, dict) else record.id
+        return record_id, int(win.start)
+
+    with TestPipeline() as p:
+        stamped = p | beam.Create(inputs) | beam.Map(lambda pair: window.TimestampedValue(*pair))
+        for name, windowing, starts in (
+                ("Fixed", window.FixedWindows(10), lambda i: [10 * i]),
+                ("Sliding", window.SlidingWindows(20, 10), lambda i: [10 * i - 10, 10 * i])):
+            out = (stamped
+                   | f"{name}Windows" >> beam.WindowInto(windowing)
+                   | f"{name}Apply" >> beam.ParDo(ApplyStageFn("upper", upper_stage, batch_size=5)).with_outputs(
+                       DEAD_LETTER, SIDE, main=DOCUMENTS))
+            for tag, ids in ((DOCUMENTS, kept), (SIDE, kept), (DEAD_LETTER, [4])):
+                assert_that(out[tag] | f"{name}{tag}Windows" >> beam.Map(id_and_window),
+                            equal_to([(str(i), start) for i in ids for start in starts(i)]),
+                            label=f"{name}{tag}")
+
+
+def test_batch_size_must_be_positive():
+    with pytest.raises(ValueError, match="batch_size"):
+        ApplyStageFn("upper", upper_stage, batch_size=0)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.document import Document
 
@@ -35,6 +36,8 @@ __all__ = [
     "StageOptions",
     "DEFAULT_SECONDS_PER_DOCUMENT",
     "INLINE_CHARACTERS",
+    "DEFAULT_BATCH_SIZE",
+    "BATCH_CHARACTERS",
 ]
 
 # Every stage is linear in the document size and bounds its own work, so a
@@ -43,6 +46,16 @@ __all__ = [
 # as ``timeout`` when a stage takes longer than the limit.
 DEFAULT_SECONDS_PER_DOCUMENT = 60.0
 INLINE_CHARACTERS = 256 * 1024
+
+# Documents are run through the stages a batch at a time, stage by stage:
+# one stage's compiled regexes and tables stay in the CPU caches across the
+# batch instead of being evicted by the other stages (and by reading,
+# parsing and fingerprinting) between two documents. Measured on the
+# benchmark corpus: each stage 10-30% faster, the whole run ~20% faster
+# (benchmarks/RESULTS.md). A batch is also cut at BATCH_CHARACTERS of text,
+# so large documents do not pile up in memory.
+DEFAULT_BATCH_SIZE = 256
+BATCH_CHARACTERS = 8 * 1024 * 1024
 
 
 class StageOptions(PipelineOptions):
@@ -229,20 +242,35 @@ class ApplyStagesFn(beam.DoFn):
     receivers, tagged-output dispatch, metric containers) is paid once.
     ``stages`` are ``(stage name, make_function)`` pairs in the order they
     must run.
+
+    Documents are buffered into batches of up to ``batch_size`` (and
+    :data:`BATCH_CHARACTERS` of text) and each batch goes through the stages
+    stage by stage (see :data:`DEFAULT_BATCH_SIZE`); every output keeps the
+    window, timestamp and pane of its own input element, and the last batch
+    of a bundle is emitted in ``finish_bundle``. A document's result does
+    not depend on its batch (stages are pure per document).
+    ``batch_size=1``, or calling ``process(document)`` directly (as unit
+    tests do), emits each document's outputs while processing it.
     """
 
     def __init__(self, stages: Sequence[tuple[str, Callable[[], StageFunction]]],
                  seconds_per_document: float = DEFAULT_SECONDS_PER_DOCUMENT,
-                 inline_characters: int = INLINE_CHARACTERS):
+                 inline_characters: int = INLINE_CHARACTERS,
+                 batch_size: int = DEFAULT_BATCH_SIZE):
         super().__init__()
         if seconds_per_document < 0:
             raise ValueError(f"seconds_per_document must be >= 0, got {seconds_per_document}")
         if not stages:
             raise ValueError("ApplyStagesFn needs at least one stage")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self._stages = tuple(stages)
         self._seconds_per_document = seconds_per_document
         self._inline_characters = inline_characters
+        self._batch_size = batch_size
         self._bound: tuple[_BoundStage, ...] = ()
+        self._batch: list[WindowedValue] = []
+        self._batch_characters = 0
 
     def setup(self) -> None:
         self._bound = tuple(
@@ -250,12 +278,15 @@ class ApplyStagesFn(beam.DoFn):
             for stage, make_function in self._stages)
 
     def start_bundle(self) -> None:
-        # A bundle that failed on this instance left its counts unflushed;
-        # its retry counts every record again.
+        # A bundle that failed on this instance left its counts unflushed and
+        # maybe a partial batch; its retry counts and processes every record again.
         for bound in self._bound:
             bound.discard_counts()
+        self._batch = []
+        self._batch_characters = 0
 
-    def finish_bundle(self) -> None:
+    def finish_bundle(self) -> Iterator[Any]:
+        yield from self._flush_batch()
         for bound in self._bound:
             bound.flush_counts()
 
@@ -263,16 +294,49 @@ class ApplyStagesFn(beam.DoFn):
         for bound in self._bound:
             bound.close()
 
-    def process(self, document: Document) -> Iterator[Any]:
+    def process(self, document: Document,
+                element: WindowedValue = beam.DoFn.WindowedValueParam) -> Iterator[Any]:
         if not self._bound:  # a runner that skipped setup()
             self.setup()
-        current: Document | None = document
+        # An element in several windows is processed at once: its outputs,
+        # yielded as plain values, go to each of its windows. So is a call
+        # made directly, outside a runner (no windowed value to keep).
+        if self._batch_size == 1 or not isinstance(element, WindowedValue) or len(element.windows) != 1:
+            yield from self._outputs_of_batch([document])[0]
+            return
+        self._batch.append(element)
+        self._batch_characters += len(document.text)
+        if len(self._batch) >= self._batch_size or self._batch_characters >= BATCH_CHARACTERS:
+            yield from self._flush_batch()
+
+    def _flush_batch(self) -> Iterator[Any]:
+        batch, self._batch, self._batch_characters = self._batch, [], 0
+        if not batch:
+            return
+        for element, outputs in zip(batch, self._outputs_of_batch([element.value for element in batch])):
+            for output in outputs:
+                if type(output) is beam.pvalue.TaggedOutput:
+                    yield beam.pvalue.TaggedOutput(output.tag, element.with_value(output.value))
+                else:
+                    yield element.with_value(output)
+
+    def _outputs_of_batch(self, documents: list[Document]) -> list[list[Any]]:
+        """Each document's outputs, in the order the stages made them,
+        computed stage by stage over the batch."""
+        outputs: list[list[Any]] = [[] for _ in documents]
+        survivors = list(enumerate(documents))
         for bound in self._bound:
-            current, outputs = bound.apply(current)
-            yield from outputs
-            if current is None:
-                return
-        yield current
+            passed = []
+            for index, document in survivors:
+                result, tagged = bound.apply(document)
+                if tagged:
+                    outputs[index].extend(tagged)
+                if result is not None:
+                    passed.append((index, result))
+            survivors = passed
+        for index, document in survivors:
+            outputs[index].append(document)
+        return outputs
 
 
 class ApplyStageFn(ApplyStagesFn):
@@ -289,8 +353,9 @@ class ApplyStageFn(ApplyStagesFn):
 
     def __init__(self, stage: str, make_function: Callable[[], StageFunction],
                  seconds_per_document: float = DEFAULT_SECONDS_PER_DOCUMENT,
-                 inline_characters: int = INLINE_CHARACTERS):
-        super().__init__([(stage, make_function)], seconds_per_document, inline_characters)
+                 inline_characters: int = INLINE_CHARACTERS,
+                 batch_size: int = DEFAULT_BATCH_SIZE):
+        super().__init__([(stage, make_function)], seconds_per_document, inline_characters, batch_size)
 
 
 def stage_error(document: Document, stage: str, error: BaseException) -> DeadLetter:
