@@ -444,3 +444,101 @@ def test_a_million_blank_lines_are_jumped_over(blank):
     header = split_header(text)
     assert time.process_time() - started < 0.5
     assert (header.title, header.body) == (SEED_TITLE, BODY)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("\r\n \t\u2028\x0bab")), max_size=30))
+def test_content_lines_match_the_line_regex_on_any_mix_of_breaks(text):
+    import re
+
+    from transforms.headlines import _content_lines
+    line = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+    assert list(_content_lines(text)) == [m.span() for m in line.finditer(text) if m.group().strip()]
+
+
+# ---------------------------------------------------------------- ruling out a repeat cheaply
+
+def test_ascii_letters_and_digits_keep_a_character_in_the_key_on_every_code_point():
+    """What _may_be_same_headline relies on, for the running Unicode version."""
+    import string
+    import unicodedata
+
+    alnum = set(string.ascii_letters + string.digits)
+    for code in range(0x110000):
+        char = chr(code)
+        decomposition = unicodedata.decomposition(char).split()
+        # NFKC composes nothing into an ASCII letter or digit ...
+        if decomposition and not decomposition[0].startswith("<") and len(decomposition) == 2:
+            assert chr(int(decomposition[1], 16)) not in alnum, hex(code)
+        # ... and what it composes onto one casefolds to something the key keeps.
+        if code >= 0x80 and unicodedata.normalize("NFD", char)[0] in alnum:
+            assert any(unicodedata.category(c)[0] in "LMN" for c in char.casefold()), hex(code)
+
+
+# Characters that grow, shrink or vanish under NFKC, casefold and the key.
+_KEY_ALPHABET = st.sampled_from(list(
+    "aZ09 -|:.,'\"\t\u00a0\u00ad\u200b\u2014\u2013\u00b7\u2022\u2018\u201c\u0301\u0308e\u00e9"
+    "\ufb01\ufb03\u00df\u0130\u0390\u01c5\u212b\uff21\u2460\u00bd\u2122\ufdfa\u3392\u1e9e\x0b\x1c")
+    + [" - Site", " | Press TV", "--"])
+_KEY_TEXT = st.lists(_KEY_ALPHABET, max_size=20).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_KEY_TEXT)
+def test_key_length_lies_between_the_ascii_alnum_count_and_the_bound(text):
+    from transforms.headlines import _ascii_alnum_count, _key_length_bound
+
+    assert _ascii_alnum_count(text) <= len(headline_key(text)) <= _key_length_bound(text, 4)
+    stripped = strip_site_suffix(text)
+    if stripped is not None:
+        assert len(headline_key(stripped)) <= _key_length_bound(text, 4)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_KEY_TEXT)
+def test_separator_precheck_holds_wherever_the_separator_matches(text):
+    from transforms.headlines import _SEPARATOR, _may_have_separator
+
+    assert _may_have_separator(text) or _SEPARATOR.search(text) is None
+
+
+def _split_header_without_shortcut(text, title=None, published=None, config=HeadlinesConfig()):
+    from unittest import mock
+
+    with mock.patch("transforms.headlines._may_be_same_headline", lambda line, bound: True):
+        return split_header(text, title, published, config)
+
+
+def test_lines_longer_than_the_raw_headline_can_still_be_copies():
+    # NFKC and casefold lengthen the key: "O\ufb03ce" (5 characters) has the
+    # key "office"; a bound taken from the raw length would miss the copy.
+    for title, copy in [("O\ufb03ce \ufb02ow", "OFFICE FLOW"), ("Stra\u00dfe \u00bd", "STRASSE 1 2"),
+                        ("\u3392 rise", "MHz rise")]:
+        header = split_header(f"{copy}\n\n{BODY}", title=title)
+        assert header.lines_removed == 1 and header.body == BODY, title
+        assert header == _split_header_without_shortcut(f"{copy}\n\n{BODY}", title=title)
+
+
+_HEADER_LINE = st.one_of(
+    _KEY_TEXT,
+    st.sampled_from(["July 16, 2017", "Sun Jul 16, 2017 13:18:15", BODY.strip(), "Read more"]),
+)
+
+
+_COPY_FORMS = {
+    "same": lambda title: title,
+    "upper": str.upper,
+    "suffixed": lambda title: f"{title} - A Site With A Long Name",
+    "stripped": lambda title: strip_site_suffix(title) or title,
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_HEADER_LINE, max_size=5), st.one_of(st.none(), _KEY_TEXT),
+       st.sampled_from(["\n", "\n\n", "\r\n"]), st.lists(st.sampled_from(sorted(_COPY_FORMS)), max_size=3))
+def test_split_header_equals_it_without_the_shortcut(lines, title, newline, copy_forms):
+    # Copies of the title (or of the first line) in forms that lengthen the
+    # line past the headline, lead the text.
+    headline = title or (lines[0] if lines else "Headline")
+    text = newline.join([_COPY_FORMS[form](headline) for form in copy_forms] + lines + [BODY])
+    assert split_header(text, title=title) == _split_header_without_shortcut(text, title=title)
