@@ -24,6 +24,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import transforms.dedupe as dedupe_module
 from transforms._dedupe_corpus import generate_duplicate_corpus
 from transforms._dedupe_minhash import (
     UnionFind,
@@ -685,3 +686,38 @@ def test_packed_index_record_of_a_copy_round_trips():
     [(_, blob)] = writer.flush()
     [candidates] = list(shard_candidates([blob], DedupeConfig()))
     assert candidates.repeated == [("a" * 32, (2, tag))]
+
+
+def test_fingerprints_of_a_batch_equal_each_documents_own():
+    docs = generate_duplicate_corpus(60, seed=5)
+    docs = [*docs, Document(id="empty", text=" \n\t "), Document(id="short", text="two words")]
+    config = DedupeConfig()
+    batch = dedupe_module.fingerprints(docs, config)
+    assert batch == [fingerprint(doc, config) for doc in docs]
+    assert batch[-2] is None and batch[-1] is not None and not batch[-1].near
+
+
+def test_spill_files_round_trip_across_chunks_and_files(tmp_path, monkeypatch):
+    # Records are buffered and written in chunks; files are cut at a size.
+    # Every record must come back, in order, at the position write() gave.
+    monkeypatch.setattr(dedupe_module, "_SPILL_CHUNK_BYTES", 3000)
+    monkeypatch.setattr(dedupe_module, "SPILL_FILE_BYTES", 20000)
+    docs = generate_duplicate_corpus(40, seed=9)
+    writer = dedupe_module._SpillWriter(str(tmp_path))
+    positions, files = [], []
+    for number, doc in enumerate(docs):
+        position, full = writer.write(f"uid{number}", doc)
+        positions.append(position)
+        if full is not None:
+            files.append(full)
+    last = writer.close()
+    if last is not None:
+        files.append(last)
+    assert len(files) > 2, "the test must cross file boundaries"
+    read_back = []
+    for path in files:
+        file_id = dedupe_module.spill_file_id(path)
+        for index, record in enumerate(dedupe_module.read_spill_file(path)):
+            read_back.append((dedupe_module.spill_position(file_id, index), record))
+    assert read_back == [(position, (f"uid{number}", doc))
+                         for number, (position, doc) in enumerate(zip(positions, docs))]

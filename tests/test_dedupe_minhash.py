@@ -381,11 +381,27 @@ def test_compiled_kernel_matches_numpy_and_reference(words, size, max_tokens, pe
     assert pack_signature(mh.minhash_text(text, size, perms, max_tokens)) == ref_pack(expected)
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.text(alphabet=st.sampled_from("ab\u00e9\u4e2d\ud800x0"), min_size=1, max_size=30),
+                         max_size=40), max_size=12),
+       st.integers(1, 5), st.one_of(st.none(), st.integers(1, 60)),
+       st.sampled_from([(2, 1), (16, 3), (128, 1), (7, 9)]))
+def test_batch_of_signatures_equals_each_text_alone(texts, size, max_tokens, perm_args):
+    # One kernel call for a batch (texts of every length, empty ones too)
+    # must give each text exactly its own packed signature.
+    texts = [" ".join(word.replace(" ", "") or "x" for word in words) for words in texts]
+    perms = permutations(*perm_args)
+    expected = [ref_pack(ref_minhash_tokens(text.split()[:max_tokens], size, perms)) for text in texts]
+    assert mh.packed_signatures(texts, size, perms, max_tokens) == expected
+
+
 def test_without_numba_the_same_signatures(monkeypatch):
     with open("samples/002_eurozone_inflation.txt", encoding="utf-8") as handle:
         text = normalize_body(handle.read())
     perms = permutations(128, 1)
     compiled = mh.minhash_text(text, 2, perms, 20000)
-    monkeypatch.setattr(mh, "_KERNEL", False)  # as when numba cannot be imported
+    compiled_batch = mh.packed_signatures([text, "a b c", text[:500]], 2, perms, 20000)
+    monkeypatch.setattr(mh, "_KERNELS", False)  # as when numba cannot be imported
     assert mh._signature_kernel() is None
     assert mh.minhash_text(text, 2, perms, 20000) == compiled == mh.minhash_text(text, 2, perms, 20000)
+    assert mh.packed_signatures([text, "a b c", text[:500]], 2, perms, 20000) == compiled_batch

@@ -34,6 +34,7 @@ __all__ = [
     "minhash_tokens",
     "minhash_text",
     "minhash_text_numpy",
+    "packed_signatures",
     "token_hash",
     "token_hashes",
     "combine_shingles",
@@ -387,26 +388,53 @@ def minhash_text(normalized: str, size: int, perms: Sequence[tuple[int, int]],
     return signature
 
 
+def packed_signatures(normalized: Sequence[str], size: int, perms: Sequence[tuple[int, int]],
+                      max_tokens: int | None = None) -> list[bytes]:
+    """``pack_signature(minhash_text(text, ...))`` of each text, computed for
+    all of them in one call of the compiled kernel (else text by text)."""
+    kernels = _signature_kernels()
+    if kernels is None or not perms or size < 1 or (max_tokens is not None and max_tokens < 1) or not normalized:
+        return [pack_signature(minhash_text(text, size, perms, max_tokens)) for text in normalized]
+    encoded = [text.encode("utf-8", "surrogatepass") for text in normalized]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(data) for data in encoded], out=offsets[1:])
+    a, b = _permutation_vectors(perms)
+    minima = np.empty((len(encoded), len(a)), dtype=np.uint64)
+    kernels.signature_minima_batch(
+        np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets, _TOKEN_TABLE_FLAT, a, b,
+        size, -1 if max_tokens is None else max_tokens, _PRIME, _SHINGLE_BASE, minima)
+    minima >>= _SHIFT
+    packed = minima.astype("<u4").tobytes()
+    width = 4 * len(a)
+    return [packed[start:start + width] for start in range(0, len(packed), width)]
+
+
 def minhash_text_numpy(normalized: str, size: int, perms: Sequence[tuple[int, int]],
                        max_tokens: int | None = None) -> tuple[int, ...]:
     """:func:`minhash_text` with numpy only (the reference of the kernel)."""
     return _minhash_of_hashes(combine_shingles(token_hashes(normalized, max_tokens), size), perms)
 
 
-# None until first use; then the kernel, or False when numba cannot be used.
-_KERNEL: Any = None
+# None until first use; then the kernel module, or False when numba cannot be used.
+_KERNELS: Any = None
+
+
+def _signature_kernels():
+    """``transforms._minhash_kernel`` (imported on first use), or None without numba."""
+    global _KERNELS  # pylint: disable=global-statement
+    if _KERNELS is None:
+        try:
+            from transforms import _minhash_kernel  # pylint: disable=import-outside-toplevel
+        except ImportError:  # numba missing or broken on this platform: numpy does the same
+            _KERNELS = False
+        else:
+            _KERNELS = _minhash_kernel
+    return _KERNELS or None
 
 
 def _signature_kernel():
-    global _KERNEL  # pylint: disable=global-statement
-    if _KERNEL is None:
-        try:
-            from transforms._minhash_kernel import signature_minima  # pylint: disable=import-outside-toplevel
-        except ImportError:  # numba missing or broken on this platform: numpy does the same
-            _KERNEL = False
-        else:
-            _KERNEL = signature_minima
-    return _KERNEL or None
+    kernels = _signature_kernels()
+    return kernels.signature_minima if kernels is not None else None
 
 
 def _permutation_vectors(perms: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:

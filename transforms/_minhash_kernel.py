@@ -19,30 +19,26 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["signature_minima"]
+__all__ = ["signature_minima", "signature_minima_batch"]
 
 
 @numba.njit(cache=True, nogil=True)
-def signature_minima(data, table, a, b, size, max_tokens, prime, base, minima):  # pragma: no cover - compiled
-    """Fills ``minima[i]`` with ``min((a[i] * x + b[i]) mod 2**64)`` over the
-    shingle hashes ``x`` of the space-separated words in ``data`` (UTF-8
-    bytes of a normalize_body text: single spaces, none at either end);
-    returns how many words were hashed (at most ``max_tokens``)."""
-    length = data.shape[0]
+def _fill_minima(data, begin, end, table, a, b, size, max_tokens, prime, base, minima, recent):  # pragma: no cover - compiled
+    """The signature minima of the text in ``data[begin:end]`` (see
+    :func:`signature_minima`); ``recent`` is scratch space of ``size`` words."""
     num_perm = a.shape[0]
     last_row = table.shape[0] // 256 - 1
     for index in range(num_perm):
         minima[index] = np.uint64(0xFFFFFFFFFFFFFFFF)
-    if length == 0:
+    if end <= begin:
         return 0
-    recent = np.zeros(size, dtype=np.uint64)  # the last ``size`` token hashes, cyclically
     tokens = 0
     shingles = 0
     position = 0
     total = np.uint64(0)
-    index = 0
-    while index <= length:
-        if index == length or data[index] == 32:
+    index = begin
+    while index <= end:
+        if index == end or data[index] == 32:
             recent[tokens % size] = total % prime
             tokens += 1
             if tokens >= size:
@@ -72,3 +68,23 @@ def signature_minima(data, table, a, b, size, max_tokens, prime, base, minima): 
             if value < minima[p]:
                 minima[p] = value
     return tokens
+
+
+@numba.njit(cache=True, nogil=True)
+def signature_minima(data, table, a, b, size, max_tokens, prime, base, minima):  # pragma: no cover - compiled
+    """Fills ``minima[i]`` with ``min((a[i] * x + b[i]) mod 2**64)`` over the
+    shingle hashes ``x`` of the space-separated words in ``data`` (UTF-8
+    bytes of a normalize_body text: single spaces, none at either end);
+    returns how many words were hashed (at most ``max_tokens``)."""
+    recent = np.zeros(size, dtype=np.uint64)  # the last ``size`` token hashes, cyclically
+    return _fill_minima(data, 0, data.shape[0], table, a, b, size, max_tokens, prime, base, minima, recent)
+
+
+@numba.njit(cache=True, nogil=True)
+def signature_minima_batch(data, offsets, table, a, b, size, max_tokens, prime, base, minima):  # pragma: no cover - compiled
+    """:func:`signature_minima` of many texts in one call: text ``i`` is
+    ``data[offsets[i]:offsets[i + 1]]`` and its minima fill ``minima[i]``."""
+    recent = np.zeros(size, dtype=np.uint64)
+    for text in range(offsets.shape[0] - 1):
+        _fill_minima(data, offsets[text], offsets[text + 1], table, a, b, size, max_tokens, prime, base,
+                     minima[text], recent)

@@ -104,7 +104,7 @@ import hashlib
 import pickle
 import struct
 import uuid
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 import apache_beam as beam
 from apache_beam import typehints
@@ -123,9 +123,8 @@ from transforms._dedupe_minhash import (
     digest,
     headline_fingerprint,
     lsh_params,
-    minhash_text,
     normalize_body,
-    pack_signature,
+    packed_signatures,
     permutations,
     published_sort_key,
     rank_key,
@@ -140,6 +139,7 @@ __all__ = [
     "REASONS",
     "DedupeConfig",
     "fingerprint",
+    "fingerprints",
     "document_uid",
     "bucket_keys",
     "NO_TEXT_BUCKET",
@@ -234,16 +234,25 @@ def document_uid(doc: Document) -> str:
 def fingerprint(doc: Document, config: DedupeConfig) -> Fingerprint | None:
     """The small record dedupe decides on; None when the body is empty after
     normalisation (such documents are never duplicates)."""
-    normalized = normalize_body(doc.text)
-    if not normalized:
-        return None
-    signature = minhash_text(normalized, config.shingle_size, permutations(config.num_perm, config.seed),
-                             config.max_tokens)
-    return Fingerprint(
-        uid=document_uid(doc), id=doc.id, source=doc.source,
-        published_key=published_sort_key(doc.published), body_length=len(doc.text),
-        body_hash=body_fingerprint(normalized), headline_hash=headline_fingerprint(doc.title),
-        signature=pack_signature(signature), near=normalized.count(" ") + 1 >= config.min_tokens)
+    return fingerprints([doc], config)[0]
+
+
+def fingerprints(docs: Sequence[Document], config: DedupeConfig) -> list[Fingerprint | None]:
+    """:func:`fingerprint` of each document; the MinHash signatures of the
+    batch are computed in one call of the compiled kernel."""
+    normalized = [normalize_body(doc.text) for doc in docs]
+    signatures = iter(packed_signatures(
+        [text for text in normalized if text], config.shingle_size,
+        permutations(config.num_perm, config.seed), config.max_tokens))
+    min_tokens = config.min_tokens
+    return [
+        None if not text else Fingerprint(
+            uid=document_uid(doc), id=doc.id, source=doc.source,
+            published_key=published_sort_key(doc.published), body_length=len(doc.text),
+            body_hash=body_fingerprint(text), headline_hash=headline_fingerprint(doc.title),
+            signature=next(signatures), near=text.count(" ") + 1 >= min_tokens)
+        for doc, text in zip(docs, normalized)
+    ]
 
 
 def bucket_keys(fp: Fingerprint, config: DedupeConfig) -> list[str]:
@@ -613,11 +622,20 @@ def _counter(name: str):
     return Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.{name}")
 
 
+# Documents are fingerprinted a batch at a time: one kernel call signs the
+# batch, and each step (normalising, signing, spilling, indexing) runs over
+# the batch with its tables and buffers still in the CPU caches.
+FINGERPRINT_BATCH = 256
+
+
 class _FingerprintFn(beam.DoFn):
     """Document -> main: ``(shard, blob)`` packed bucket entries (see "The
     packed bucket index"); ``fingerprints``: ``(uid, Fingerprint)``; and the
     document itself, as ``(uid, doc)`` on ``keyed_documents`` or, with a spill
     directory, into a spill file whose path goes to ``spilled``.
+
+    Dedupe decides over the whole corpus, in the global window, so buffered
+    documents' outputs are emitted in the global window.
     """
 
     def __init__(self, config: DedupeConfig, spill_directory: str | None = None):
@@ -625,6 +643,7 @@ class _FingerprintFn(beam.DoFn):
         self._config = config
         self._spill_directory = spill_directory
         self._spill: _SpillWriter | None = None
+        self._batch: list[Document] = []
 
     def setup(self) -> None:
         self._documents_in = _counter("documents_in")
@@ -636,6 +655,7 @@ class _FingerprintFn(beam.DoFn):
         self._fingerprint_spill: _SpillWriter | None = None
         self._index_spill: _IndexSpillWriter | None = None
         self._index = BucketIndexWriter(self._config.index_shards)
+        self._batch = []  # a failed attempt's batch is processed again by its retry
 
     def _flush_index(self) -> list[tuple[int, bytes]]:
         blobs = self._index.flush()
@@ -646,38 +666,52 @@ class _FingerprintFn(beam.DoFn):
         return self._index_spill.write(blobs)
 
     def process(self, doc: Document) -> Iterator[Any]:
-        self._documents_in.inc()
-        doc = doc.without_transients()
-        fp = fingerprint(doc, self._config)
-        uid = fp.uid if fp is not None else document_uid(doc)
-        if self._spill_directory is None:
-            yield beam.pvalue.TaggedOutput(_KEYED_DOCUMENTS, (uid, doc))
-            copy = ""
-        else:
-            if self._spill is None:
-                self._spill = _SpillWriter(self._spill_directory)
-            position, full = self._spill.write(uid, doc)
-            if full is not None:
-                yield beam.pvalue.TaggedOutput(_SPILLED, full)
-            copy = copy_tag(doc, position)
+        self._batch.append(doc.without_transients())
+        if len(self._batch) >= FINGERPRINT_BATCH:
+            yield from self._fingerprint_batch()
+
+    def _fingerprint_batch(self) -> Iterator[Any]:
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        self._documents_in.inc(len(batch))
+        config = self._config
         index = self._index
-        if fp is None:
-            self._no_text.inc()
-            index.add(NO_TEXT_BUCKET + uid, uid, "", copy)
-        else:
-            if self._spill_directory is None:
-                yield beam.pvalue.TaggedOutput(_FINGERPRINTS, (uid, fp))
+        spill_directory = self._spill_directory
+        for doc, fp in zip(batch, fingerprints(batch, config)):
+            uid = fp.uid if fp is not None else document_uid(doc)
+            if spill_directory is None:
+                yield beam.pvalue.TaggedOutput(_KEYED_DOCUMENTS, (uid, doc))
+                copy = ""
             else:
-                if self._fingerprint_spill is None:
-                    self._fingerprint_spill = _SpillWriter(self._spill_directory, FINGERPRINTS_SUFFIX)
-                _, full = self._fingerprint_spill.write(uid, fp)
+                if self._spill is None:
+                    self._spill = _SpillWriter(spill_directory)
+                position, full = self._spill.write(uid, doc)
                 if full is not None:
-                    yield beam.pvalue.TaggedOutput(_FINGERPRINTS_SPILLED, full)
-            index.add_fingerprint(fp, self._config, copy)
-        if index.full:
-            yield from self._flush_index()
+                    yield beam.pvalue.TaggedOutput(_SPILLED, full)
+                copy = copy_tag(doc, position)
+            if fp is None:
+                self._no_text.inc()
+                index.add(NO_TEXT_BUCKET + uid, uid, "", copy)
+            else:
+                if spill_directory is None:
+                    yield beam.pvalue.TaggedOutput(_FINGERPRINTS, (uid, fp))
+                else:
+                    if self._fingerprint_spill is None:
+                        self._fingerprint_spill = _SpillWriter(spill_directory, FINGERPRINTS_SUFFIX)
+                    _, full = self._fingerprint_spill.write(uid, fp)
+                    if full is not None:
+                        yield beam.pvalue.TaggedOutput(_FINGERPRINTS_SPILLED, full)
+                index.add_fingerprint(fp, config, copy)
+            if index.full:
+                yield from self._flush_index()
 
     def finish_bundle(self) -> Iterator[Any]:
+        for output in self._fingerprint_batch():
+            if isinstance(output, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(output.tag, GlobalWindows.windowed_value(output.value))
+            else:
+                yield GlobalWindows.windowed_value(output)
         for shard_blob in self._flush_index():
             yield GlobalWindows.windowed_value(shard_blob)
         if self._index_spill is not None:
@@ -687,6 +721,10 @@ class _FingerprintFn(beam.DoFn):
             if path is not None:
                 yield beam.pvalue.TaggedOutput(tag, GlobalWindows.windowed_value(path))
         self._spill = self._fingerprint_spill = self._index_spill = None
+
+
+_RECORD_LENGTH = struct.Struct("<I")
+_SPILL_CHUNK_BYTES = 1024 * 1024
 
 
 class _SpillWriter:
@@ -706,6 +744,10 @@ class _SpillWriter:
         self._file_id = ""
         self._written = 0
         self._records = 0
+        # Records are gathered here and written in large chunks: most are a
+        # few KB, and one write call (a system call for a local file, a
+        # buffer copy for remote ones) per record cost more than pickling it.
+        self._pending = bytearray()
 
     def _open(self) -> None:
         self._file_id = uuid.uuid4().hex
@@ -720,8 +762,12 @@ class _SpillWriter:
         if self._handle is None:
             self._open()
         payload = pickle.dumps(_spill_record(uid, record), protocol=pickle.HIGHEST_PROTOCOL)
-        self._handle.write(struct.pack("<I", len(payload)))
-        self._handle.write(payload)
+        pending = self._pending
+        pending += _RECORD_LENGTH.pack(len(payload))
+        pending += payload
+        if len(pending) >= _SPILL_CHUNK_BYTES:
+            self._handle.write(pending)
+            pending.clear()
         position = spill_position(self._file_id, self._records)
         self._written += 4 + len(payload)
         self._records += 1
@@ -732,6 +778,9 @@ class _SpillWriter:
     def close(self) -> str | None:
         if self._handle is None:
             return None
+        if self._pending:
+            self._handle.write(self._pending)
+            self._pending.clear()
         self._handle.close()
         path, self._handle, self._path = self._path, None, None
         return path
