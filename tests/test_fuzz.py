@@ -696,3 +696,44 @@ def test_control_characters_do_not_break_chain_idempotence(separator):  # found 
     once = _chain(Document(id="d", text=f"Oil Fa{separator}lls\n\nBody text here.", title="Oil Falls"))
     twice = _chain(Document(id="d", text=once.text, title=once.title, published=once.published))
     assert twice.text == once.text
+
+
+def _parse_jsonl_by_decoding_first(raw: RawRecord, spec: InputSpec):
+    """The reference: decode (U+FFFD for invalid UTF-8), then parse the
+    text. Returns the RecordError's (reason, message) for invalid JSON, else
+    (document of the decoded text's UTF-8, whether the bytes were valid)."""
+    text, valid = decode_record_bytes(raw.data)
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        return ("invalid_json", f"line is not valid JSON: {error}")
+    try:
+        document = parse_jsonl_record(RawRecord(raw.kind, raw.source, raw.relative_id, text.encode("utf-8")), spec)
+    except RecordError as error:
+        return (error.reason, str(error))
+    return document, valid
+
+
+@fuzz(400)
+@given(st.one_of(
+    RAW_BYTES,
+    # valid JSON around byte sequences that strict UTF-8 rejects or accepts
+    st.tuples(st.sampled_from([b"\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80", b"\xe2\x82", b"\xff",
+                               b"\xf0\x9f\x98\x80", b"\xef\xbb\xbf", b"\xc3\xa9", b"\x00"]),
+              st.integers(0, 3))
+    .map(lambda t: b'{"text": "a' + t[0] * (t[1] + 1) + b'b", "id": "x"}'),
+))
+def test_parse_jsonl_record_equals_decoding_first(data):
+    # parse_jsonl_record parses the bytes directly and decodes only when
+    # that fails: the documents, flags and errors must be those of decoding
+    # every line first.
+    raw = RawRecord("jsonl", "in/a.jsonl:7", "a.jsonl", data)
+    try:
+        doc = parse_jsonl_record(raw, InputSpec())
+    except RecordError as error:
+        assert (error.reason, str(error)) == _parse_jsonl_by_decoding_first(raw, InputSpec())
+        return
+    reference, valid = _parse_jsonl_by_decoding_first(raw, InputSpec())
+    assert doc.flags == (() if valid else (FLAG_INVALID_UTF8,))
+    assert (doc.id, doc.text, doc.title, doc.published, doc.url, doc.fields) == \
+        (reference.id, reference.text, reference.title, reference.published, reference.url, reference.fields)
