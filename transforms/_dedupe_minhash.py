@@ -557,7 +557,10 @@ def published_sort_key(published: str | None) -> tuple[int, str]:
     except ValueError:
         return (1, published)
     if moment.tzinfo is not None:
-        moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # "0001-01-01T00:00+00:01" is before year 1 in UTC
+            return (1, published)
     return (0, moment.isoformat())
 
 
