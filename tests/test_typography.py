@@ -1,7 +1,7 @@
 """Typography stage: golden cases for every rule, the seed article, config and
 profiles, the stage function, ApplyStageFn and the composite under
-TestPipeline. ftfy parity, differential and property tests are in
-``test_typography_ftfy.py``."""
+TestPipeline, and the fast rule layer's scans against the plain rules. ftfy
+parity, differential and property tests are in ``test_typography_ftfy.py``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+from hypothesis import given, settings, strategies as st
 
 from transforms import typography
 from transforms.document import Document
@@ -24,6 +25,11 @@ from transforms.typography import (
     NormalizeTypography,
     TypographyConfig,
     TypographyNormalizer,
+    _fast_rules_function,
+    _plain_rules_function,
+    _spaces_before_marks,
+    _SPACE_RUN_FAST_RE,
+    _SPACE_RUN_RE,
     make_stage_function,
     normalize_text,
 )
@@ -282,3 +288,46 @@ def test_document_edges_are_trimmed_and_counted_once():
     assert kept == " x \n"
     assert TypographyConfig.from_profile("ftfy-default").document_edges is False
     assert TypographyConfig.from_profile("conservative").document_edges is True
+
+
+# --- the fast rule layer's scans -------------------------------------------
+
+# Dense in what the space-led scans look for: runs of spaces before marks and
+# newlines, tabs, blank lines, marks glued to letters, repeatable words.
+SPACING = st.lists(st.sampled_from(
+    [" ", " ", "  ", "\n", "\n\n\n", "\t", ",", ".", ";", ":", "!", "?", "a", "Qatar", "the", "The",
+     "\"", "'", ")", "1", "\u00a0", "\u4e2d", "amp;", "http://x.y/a,b"]), max_size=30).map("".join)
+SPACING_CONFIGS = [
+    NEWS,
+    TypographyConfig(space_runs=False),
+    TypographyConfig(space_before_punctuation=False, repeated_words=False),
+    TypographyConfig(trailing_whitespace=False, blank_lines=False),
+    TypographyConfig.from_profile("conservative"),
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(SPACING, st.sampled_from(range(len(SPACING_CONFIGS))))
+def test_fast_rules_equal_plain_rules_on_spacing(text, config_index):
+    config = SPACING_CONFIGS[config_index]
+    fast_counts: dict[str, int] = {}
+    plain_counts: dict[str, int] = {}
+    assert _fast_rules_function(config)(text, fast_counts) == \
+        _plain_rules_function(config)(text, plain_counts)
+    assert fast_counts == plain_counts
+
+
+@settings(max_examples=500, deadline=None)
+@given(SPACING)
+def test_spaces_before_marks_are_the_space_led_matches(text):
+    import re
+
+    space_led = re.compile(" (?=([\n,.;:!?]))")
+    assert _spaces_before_marks(text) == [(m.start(), m.group(1)) for m in space_led.finditer(text)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(SPACING)
+def test_space_run_patterns_match_alike(text):
+    assert [m.span() for m in _SPACE_RUN_FAST_RE.finditer(text)] == \
+        [m.span() for m in _SPACE_RUN_RE.finditer(text)]

@@ -73,7 +73,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import heapq
 import re
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 
@@ -371,9 +370,15 @@ _BLANK_LINES_RE = re.compile("\n\n\n+")
 
 
 # Pre-checks for the fast rule layer: each is implied by any match of the rule.
-_SPACE_PUNCT_RE = re.compile(" [,.;:!?]")
-# A space before a space, a newline or punctuation (the character captured).
-_SPACE_LED_RE = re.compile(" (?=([ \n,.;:!?]))")
+# The same matches as _SPACE_RUN_RE; with a two-space literal prefix, re
+# passes a single space in its prefix scan instead of starting a match there.
+_SPACE_RUN_FAST_RE = re.compile("   *")
+# A space before a newline or punctuation, found from the mark (one regex per
+# mark, each with a one-character literal prefix): a regex led by the space
+# would start a match at each of the ~700 spaces of a 4 KB article.
+_SPACE_LED_MARKS = "\n,.;:!?"
+_MARK_AFTER_SPACE = tuple((mark, re.compile(f"{re.escape(mark)}(?<= {re.escape(mark)})"))
+                          for mark in _SPACE_LED_MARKS)
 # Punctuation before a letter, one mark at a time (a literal prefix searches
 # much faster than a class).
 _SPACE_AFTER_CANDIDATES = tuple((mark, re.compile(rf"{re.escape(mark)}(?={_SPACED_LETTER})"))
@@ -540,6 +545,15 @@ def _match_starts(pattern: re.Pattern[str], text: str) -> Iterator[int]:
     return (match.start() for match in pattern.finditer(text))
 
 
+def _spaces_before_marks(text: str) -> list[tuple[int, str]]:
+    """(position, mark) of each space directly before a character of
+    :data:`_SPACE_LED_MARKS`, in text order."""
+    found = [(match.start() - 1, mark) for mark, pattern in _MARK_AFTER_SPACE if mark in text
+             for match in pattern.finditer(text)]
+    found.sort()
+    return found
+
+
 def _fast_rules_function(config: TypographyConfig) -> Callable[[str, dict[str, int]], str]:
     """The same rules as :func:`_plain_rules_function`, with the same results
     and counts (tests check it on a large corpus and with hypothesis), but
@@ -547,7 +561,8 @@ def _fast_rules_function(config: TypographyConfig) -> Callable[[str, dict[str, i
 
     - each rule runs only if a necessary condition for a match holds (a
       substring test, or a regex with a literal prefix, which ``re`` searches
-      fast); one scan finds the candidates of the three space-led rules;
+      fast); one scan per mark finds the spaces before punctuation and
+      before newlines;
     - the character rules are ``str.replace`` calls after ``in`` tests;
     - rules whose matches never cross a line run only on the lines (for
       comma spacing: the whitespace-delimited tokens) around a candidate.
@@ -580,27 +595,25 @@ def _fast_rules_function(config: TypographyConfig) -> Callable[[str, dict[str, i
         if steps["entity_residue"] and ";" in text:
             text = _candidate_lines(text, _residue_candidates(text),
                                     line_function("entity_residue", counts))
-        # One scan (literal-space prefix) for the candidates of three
-        # space-led rules; none of the rules in between makes new ones.
-        led = [(match.start(), match.group(1)) for match in _SPACE_LED_RE.finditer(text)]
-        kinds = {kind for _, kind in led}
-        if kinds:
-            before = text
-            if " " in kinds and steps["space_runs"]:
-                text = _apply_step(_SPACE_RUN_RE, " ", text, counts, "space_runs")
-            if steps["space_before_punctuation"] and not kinds <= {" ", "\n"}:
-                # The scan's positions hold while space_runs changed nothing.
-                positions = ((pos for pos, kind in led if kind not in " \n")
-                             if text is before else _match_starts(_SPACE_PUNCT_RE, text))
+        if steps["space_runs"]:
+            text = _apply_step(_SPACE_RUN_FAST_RE, " ", text, counts, "space_runs")
+        # The candidates of space_before_punctuation and the pre-check of
+        # trailing_whitespace: no rule from here on makes a new space before
+        # a newline (and space_runs keeps one wherever there was one).
+        spaces_before_marks = _spaces_before_marks(text)
+        space_before_newline = any(mark == "\n" for _, mark in spaces_before_marks)
+        if steps["space_before_punctuation"]:
+            positions = [pos for pos, mark in spaces_before_marks if mark != "\n"]
+            if positions:
                 text = _candidate_lines(text, positions,
                                         line_function("space_before_punctuation", counts))
         if steps["space_after_punctuation"]:
-            found = [_match_starts(candidate_re, text)
-                     for mark, candidate_re in _SPACE_AFTER_CANDIDATES if mark in text]
-            if found:
-                text = _candidate_lines(
-                    text, heapq.merge(*found) if len(found) > 1 else found[0],
-                    line_function("space_after_punctuation", counts), tokens=True)
+            positions = [match.start() for mark, candidate_re in _SPACE_AFTER_CANDIDATES
+                         if mark in text for match in candidate_re.finditer(text)]
+            if positions:
+                positions.sort()
+                text = _candidate_lines(text, positions,
+                                        line_function("space_after_punctuation", counts), tokens=True)
         if steps["repeated_words"]:
             if not exact_repeat_precheck:
                 text = line_function("repeated_words", counts)(text)
@@ -608,7 +621,7 @@ def _fast_rules_function(config: TypographyConfig) -> Callable[[str, dict[str, i
                 text = _candidate_lines(text, _match_starts(_REPEAT_CANDIDATE_RE, text),
                                         line_function("repeated_words", counts))
         if steps["trailing_whitespace"] and (
-                "\n" in kinds or text.endswith((" ", "\t"))
+                space_before_newline or text.endswith((" ", "\t"))
                 or ("\t" in text and "\t\n" in text)):
             lines = text.split("\n")
             stripped = [line.rstrip(" \t") for line in lines]
@@ -616,7 +629,7 @@ def _fast_rules_function(config: TypographyConfig) -> Callable[[str, dict[str, i
             if n:
                 counts["trailing_whitespace"] = counts.get("trailing_whitespace", 0) + n
                 text = "\n".join(stripped)
-        if steps["blank_lines"] and "\n\n\n" in text:
+        if steps["blank_lines"]:  # re scans for the "\n\n" prefix faster than `in` finds "\n\n\n"
             text = _apply_step(_BLANK_LINES_RE, "\n\n", text, counts, "blank_lines")
         return text
 
