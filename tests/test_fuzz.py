@@ -51,7 +51,7 @@ import pathlib
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.io import (
@@ -662,6 +662,9 @@ CHAIN_TEXT = READABLE_TEXT
 @fuzz(150)
 @given(st.builds(Document, id=st.just("d"), text=CHAIN_TEXT,
                  title=st.one_of(st.none(), CHAIN_TEXT.map(lambda s: s[:100])), published=_dates()))
+# Typography deletes the control character, which left a headline repeated
+# over a blank line for the second pass (headlines now reads the line as blank).
+@example(Document(id="d", text="000000000\n\x08\n000000000\n0"))
 def test_per_document_chain_is_idempotent(doc):
     once = _chain(doc)
     # Known limit of the stage order, not of one stage: php-leaks must run

@@ -212,12 +212,16 @@ def _fold(text: str) -> str:
     return text if text.isascii() else text.translate(_FOLD)  # _FOLD maps no ASCII
 
 
-_NON_SPACE = re.compile(r"\S")
+# A line is blank when it holds only whitespace and characters the
+# typography stage deletes (ftfy's control characters, zero-width
+# characters, soft hyphens): were such a line content here, deleting it
+# later could leave a repeated headline behind (not idempotent).
+_NON_SPACE = re.compile(r"[^\s\x00-\x08\x0b\x0e-\x1f\x7f\u00ad\u180e\u200b\u2060\u206a-\u206f\ufeff\ufff9-\ufffc]")
 
 
 def _content_lines(text: str) -> Iterator[tuple[int, int]]:
-    """(start, end) of each line that is not blank (``strip()`` leaves
-    something), its CR, LF or CRLF included.
+    """(start, end) of each line that is not blank (holds a character that
+    :data:`_NON_SPACE` matches), its CR, LF or CRLF included.
 
     The lines are the matches of ``[^\\r\\n]*(?:\\r\\n|\\r|\\n)|[^\\r\\n]+\\Z``;
     here they are found with ``str.find`` (a header line is short, but the
