@@ -298,21 +298,27 @@ def stages(input_path: str, profile_dir: str | None = None, top: int = 15) -> in
 
 def _dedupe_fingerprints(documents: list[Any], config: Any) -> None:
     """Dedupe's per-document part: fingerprint (normalised body, MinHash,
-    hashes) and bucket keys, as its Beam step computes them (in batches)."""
+    hashes) and bucket-index entries, as its Beam step computes them (in
+    batches; without the spill writes)."""
     from pipeline.wiring import dedupe_config  # pylint: disable=import-outside-toplevel
-    from transforms.dedupe import FINGERPRINT_BATCH, bucket_keys, fingerprint, fingerprints  # pylint: disable=import-outside-toplevel
+    from transforms.dedupe import FINGERPRINT_BATCH, BucketIndexWriter, fingerprint, fingerprints  # pylint: disable=import-outside-toplevel
 
     dedupe = dedupe_config(config)
     if documents:
         fingerprint(documents[0], dedupe)  # builds the hash family outside the timed loop
     began = time.perf_counter()
     fingerprinted = 0
+    index = BucketIndexWriter(dedupe.index_shards)
     for start in range(0, len(documents), FINGERPRINT_BATCH):
         batch = [document.without_transients() for document in documents[start:start + FINGERPRINT_BATCH]]
-        for fp in fingerprints(batch, dedupe):
-            if fp is not None:
-                bucket_keys(fp, dedupe)
-                fingerprinted += 1
+        batch_fingerprints = [fp for fp in fingerprints(batch, dedupe) if fp is not None]
+        index.add_band_entries(batch_fingerprints, dedupe)
+        for fp in batch_fingerprints:
+            index.add_fingerprint(fp, dedupe, "", bands=False)
+        fingerprinted += len(batch_fingerprints)
+        if index.full:
+            index.flush()
+    index.flush()
     print(json.dumps({"stage": "dedupe-fingerprint", "docs": len(documents), "seconds": time.perf_counter() - began,
                       "errors": 0, "dropped": len(documents) - fingerprinted, "side_records": 0}), flush=True)
 

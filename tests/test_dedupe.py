@@ -672,6 +672,44 @@ def test_index_entries_of_a_fingerprint_are_those_of_its_bucket_keys(config):
     assert fast.flush() == [] and not fast.full
 
 
+def _records_by_shard(blobs):
+    """Each shard's records (layout byte, then fixed-size records), sorted:
+    the index is a multiset per shard."""
+    from transforms.dedupe import _EXACT_LAYOUT, _EXACT_RECORD, _SIMILAR_RECORD
+
+    records = collections.defaultdict(list)
+    for shard, blob in blobs:
+        size = _EXACT_RECORD if blob[:1] == _EXACT_LAYOUT else _SIMILAR_RECORD
+        body = blob[1:]
+        records[shard, blob[:1]].extend(body[start:start + size] for start in range(0, len(body), size))
+    return {key: sorted(values) for key, values in records.items()}
+
+
+@pytest.mark.parametrize("config", [DedupeConfig(), DedupeConfig(near_duplicates=False), DedupeConfig(bands=3)],
+                         ids=["default", "no-lsh", "3-bands"])
+def test_band_entries_of_a_batch_are_those_of_each_fingerprint(config):
+    # The fingerprint step adds a batch's LSH band entries at once; the
+    # index must hold exactly what add_fingerprint() adds for each.
+    batched, single = BucketIndexWriter(7), BucketIndexWriter(7)
+    docs = CORPUS + [doc("short", "two words", title="Short")]
+    fps = [fp for fp in (fingerprint(document, config) for document in docs) if fp is not None]
+    for number, fp in enumerate(fps):
+        copy = copy_tag(docs[number], f"{'ab' * 16}:{number}")
+        batched.add_fingerprint(fp, config, copy, bands=False)
+        single.add_fingerprint(fp, config, copy)
+    batched.add_band_entries(fps, config)
+    expected = _records_by_shard(single.flush())
+    assert _records_by_shard(batched.flush()) == expected and expected
+    # Signatures of different lengths cannot share a matrix: each alone, same entries.
+    mixed = [fps[0]._replace(signature=fps[0].signature[:64]), *fps[1:3]]
+    one_by_one, together = BucketIndexWriter(3), BucketIndexWriter(3)
+    for fp in mixed:
+        one_by_one.add_fingerprint(fp, config, "")
+        together.add_fingerprint(fp, config, "", bands=False)
+    together.add_band_entries(mixed, config)
+    assert _records_by_shard(together.flush()) == _records_by_shard(one_by_one.flush())
+
+
 def test_packed_index_record_of_a_copy_round_trips():
     writer = BucketIndexWriter(1)
     tag = copy_tag_from("0011223344556677", "ab" * 16 + ":70000")

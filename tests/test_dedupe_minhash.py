@@ -106,14 +106,33 @@ def ref_pack(signature) -> bytes:
     return struct.pack(f"<{len(signature)}I", *signature)
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def ref_mix64(h: int) -> int:
+    """splitmix64's finaliser, written from its definition with Python ints."""
+    h ^= h >> 30
+    h = (h * 0xBF58476D1CE4E5B9) & _MASK64
+    h ^= h >> 27
+    h = (h * 0x94D049BB133111EB) & _MASK64
+    return h ^ (h >> 31)
+
+
 def ref_band_keys(signature, bands, rows):
+    """Per band: two lanes h = mix(seed ^ band), h = mix(h ^ value) for each
+    of the band's values; the key is both lanes' big-endian hex."""
     if rows <= 0:
         return []
-    return [
-        hashlib.blake2b(ref_pack(signature[band * rows:(band + 1) * rows]), digest_size=16,
-                        salt=band.to_bytes(16, "big")).hexdigest()
-        for band in range(bands)
-    ]
+    keys = []
+    for band in range(bands):
+        lanes = []
+        for seed in (0x243F6A8885A308D3, 0x13198A2E03707344):
+            h = ref_mix64(seed ^ band)
+            for value in signature[band * rows:(band + 1) * rows]:
+                h = ref_mix64(h ^ value)
+            lanes.append(h.to_bytes(8, "big"))
+        keys.append((lanes[0] + lanes[1]).hex())
+    return keys
 
 
 def ref_similarity(a: bytes, b: bytes) -> float:
@@ -401,7 +420,11 @@ def test_without_numba_the_same_signatures(monkeypatch):
     perms = permutations(128, 1)
     compiled = mh.minhash_text(text, 2, perms, 20000)
     compiled_batch = mh.packed_signatures([text, "a b c", text[:500]], 2, perms, 20000)
+    compiled_bands = [mh.band_digests(packed, 25, 5) for packed in compiled_batch]
+    compiled_matrix = mh.band_digest_matrix(compiled_batch, 12, 7)
     monkeypatch.setattr(mh, "_KERNELS", False)  # as when numba cannot be imported
     assert mh._signature_kernel() is None
     assert mh.minhash_text(text, 2, perms, 20000) == compiled == mh.minhash_text(text, 2, perms, 20000)
     assert mh.packed_signatures([text, "a b c", text[:500]], 2, perms, 20000) == compiled_batch
+    assert [mh.band_digests(packed, 25, 5) for packed in compiled_batch] == compiled_bands
+    assert (mh.band_digest_matrix(compiled_batch, 12, 7) == compiled_matrix).all()

@@ -44,6 +44,8 @@ __all__ = [
     "signature_similarity",
     "lsh_params",
     "band_digests",
+    "band_digest_matrix",
+    "band_hash_matrix",
     "band_keys",
     "published_sort_key",
     "rank_key",
@@ -506,25 +508,72 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
 
 
 BAND_DIGEST_BYTES = 16
+# One 64-bit lane of a band digest per seed (the first digits of pi).
+_BAND_SEEDS = np.array([0x243F6A8885A308D3, 0x13198A2E03707344], dtype=np.uint64)
+_MIX_MULTIPLIERS = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
 
 
-@functools.lru_cache(maxsize=8)
-def _band_salts(bands: int) -> tuple[bytes, ...]:
-    return tuple(band.to_bytes(16, "big") for band in range(bands))
+def _mix64(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser (a bijection of 64-bit words), element-wise."""
+    h = h ^ (h >> np.uint64(30))
+    h = h * _MIX_MULTIPLIERS[0]
+    h = h ^ (h >> np.uint64(27))
+    h = h * _MIX_MULTIPLIERS[1]
+    return h ^ (h >> np.uint64(31))
+
+
+def _band_hashes_numpy(values: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """:func:`band_hash_matrix` with numpy only (the fallback of the kernel)."""
+    count, length = values.shape
+    out = np.empty((count, bands, len(_BAND_SEEDS)), dtype=np.uint64)
+    for band in range(bands):
+        for lane, seed in enumerate(_BAND_SEEDS):
+            h = _mix64(np.full(count, seed ^ np.uint64(band), dtype=np.uint64))
+            for k in range(band * rows, min(band * rows + rows, length)):
+                h = _mix64(h ^ values[:, k])
+            out[:, band, lane] = h
+    return out
+
+
+def band_hash_matrix(values: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """The LSH band hashes of signatures ``values`` (``count x num_perm``):
+    ``out[i, band]`` holds two 64-bit lanes; lane ``l`` is
+    ``h = mix(seed[l] ^ band)``, then ``h = mix(h ^ value)`` for each value
+    of the band in order (``mix``: splitmix64's finaliser). Band ``b`` holds
+    values ``b*rows`` to ``b*rows + rows - 1`` (fewer past the end).
+
+    Not a cryptographic hash: two bands with one digest only make a
+    candidate pair, which is then verified on the signatures.
+    """
+    values = np.ascontiguousarray(values, dtype=np.uint64)
+    if bands <= 0 or rows <= 0:
+        return np.empty((values.shape[0], 0, len(_BAND_SEEDS)), dtype=np.uint64)
+    kernels = _signature_kernels()
+    if kernels is None:
+        return _band_hashes_numpy(values, bands, rows)
+    out = np.empty((values.shape[0], bands, len(_BAND_SEEDS)), dtype=np.uint64)
+    kernels.band_hashes(values, bands, rows, _BAND_SEEDS, out)
+    return out
+
+
+def band_digest_matrix(packed: Sequence[bytes], bands: int, rows: int) -> np.ndarray:
+    """``count x bands x 16`` bytes: the :func:`band_digests` of packed
+    signatures of one length, all at once."""
+    values = np.frombuffer(b"".join(packed), dtype="<u4").reshape(len(packed), -1)
+    hashes = band_hash_matrix(values, bands, rows)
+    return hashes.astype(">u8").view(np.uint8).reshape(len(packed), hashes.shape[1], BAND_DIGEST_BYTES)
 
 
 def band_digests(packed: bytes, bands: int, rows: int) -> list[bytes]:
-    """One 16-byte LSH bucket digest per band of a packed signature: the
-    blake2b of the band's packed values, salted with the band number (so
-    equal values in two bands are two buckets)."""
+    """One 16-byte LSH bucket digest per band of a packed signature: the two
+    lanes of :func:`band_hash_matrix`, big-endian (so equal values in two
+    bands are two buckets: the band number is hashed in)."""
     if bands <= 0 or rows <= 0:
         return []
-    width = rows * 4
-    blake2b = hashlib.blake2b
-    return [
-        blake2b(packed[start:start + width], digest_size=BAND_DIGEST_BYTES, salt=salt).digest()
-        for salt, start in zip(_band_salts(bands), range(0, bands * width, width))
-    ]
+    if len(packed) % 4:
+        raise struct.error("a packed signature is a whole number of 4-byte values")
+    data = band_digest_matrix([packed], bands, rows)[0].tobytes()
+    return [data[start:start + BAND_DIGEST_BYTES] for start in range(0, len(data), BAND_DIGEST_BYTES)]
 
 
 def band_keys(signature: Sequence[int], bands: int, rows: int) -> list[str]:

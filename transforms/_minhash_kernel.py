@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["signature_minima", "signature_minima_batch"]
+__all__ = ["signature_minima", "signature_minima_batch", "band_hashes"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -88,3 +88,29 @@ def signature_minima_batch(data, offsets, table, a, b, size, max_tokens, prime, 
     for text in range(offsets.shape[0] - 1):
         _fill_minima(data, offsets[text], offsets[text + 1], table, a, b, size, max_tokens, prime, base,
                      minima[text], recent)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _mix64(h):  # pragma: no cover - compiled
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return h
+
+
+@numba.njit(cache=True, nogil=True)
+def band_hashes(values, bands, rows, seeds, out):  # pragma: no cover - compiled
+    """``out[i, band, lane]``: the LSH band hash of row ``i`` of ``values``
+    (see ``transforms._dedupe_minhash.band_hash_matrix``)."""
+    length = values.shape[1]
+    for i in range(values.shape[0]):
+        for band in range(bands):
+            start = band * rows
+            end = min(start + rows, length)
+            for lane in range(seeds.shape[0]):
+                h = _mix64(seeds[lane] ^ np.uint64(band))
+                for k in range(start, end):
+                    h = _mix64(h ^ values[i, k])
+                out[i, band, lane] = h

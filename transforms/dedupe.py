@@ -119,6 +119,7 @@ from transforms._dedupe_minhash import (
     UnionFind,
     body_fingerprint,
     classify,
+    band_digest_matrix,
     band_digests,
     digest,
     headline_fingerprint,
@@ -528,9 +529,10 @@ class BucketIndexWriter:
         else:
             self._records[_EXACT_LAYOUT] += record + _copy_bytes(copy)
 
-    def add_fingerprint(self, fp: Fingerprint, config: DedupeConfig, copy: str) -> None:
+    def add_fingerprint(self, fp: Fingerprint, config: DedupeConfig, copy: str, bands: bool = True) -> None:
         """Adds every :func:`bucket_keys` entry of ``fp`` (the exact-body one
-        with ``copy``), as :meth:`add` of each key would."""
+        with ``copy``), as :meth:`add` of each key would; without the LSH
+        band entries when ``bands`` is False (see :meth:`add_band_entries`)."""
         tail = bytes.fromhex(fp.uid) + bytes.fromhex(fp.body_hash)
         self._records[_EXACT_LAYOUT] += bucket_key_digest("b:" + fp.body_hash) + tail + _copy_bytes(copy)
         if not fp.near:
@@ -538,12 +540,33 @@ class BucketIndexWriter:
         similar = self._records[_SIMILAR_LAYOUT]
         if fp.headline_hash:
             similar += bucket_key_digest("h:" + fp.headline_hash) + tail
-        if config.near_duplicates:
-            bands, rows = config.band_rows
-            digests = band_digests(fp.signature, bands, rows)
+        if config.near_duplicates and bands:
+            band_count, rows = config.band_rows
+            digests = band_digests(fp.signature, band_count, rows)
             if digests:
                 similar += tail.join(digests)
                 similar += tail
+
+    def add_band_entries(self, fps: Sequence[Fingerprint], config: DedupeConfig) -> None:
+        """Adds the LSH band entries of the near-duplicate candidates among
+        ``fps`` (those :meth:`add_fingerprint` adds unless ``bands=False``),
+        their digests computed for all of them at once."""
+        if not config.near_duplicates:
+            return
+        fps = [fp for fp in fps if fp.near]
+        bands, rows = config.band_rows
+        if not fps or bands <= 0 or rows <= 0:
+            return
+        if len({len(fp.signature) for fp in fps}) > 1:  # one matrix needs one length
+            for fp in fps:
+                tail = bytes.fromhex(fp.uid) + bytes.fromhex(fp.body_hash)
+                self._records[_SIMILAR_LAYOUT] += tail.join(band_digests(fp.signature, bands, rows)) + tail
+            return
+        digests = band_digest_matrix([fp.signature for fp in fps], bands, rows)
+        tails = np.frombuffer(b"".join(bytes.fromhex(fp.uid) + bytes.fromhex(fp.body_hash) for fp in fps),
+                              dtype=np.uint8).reshape(len(fps), 1, 32)
+        records = np.concatenate((digests, np.broadcast_to(tails, (len(fps), bands, 32))), axis=2)
+        self._records[_SIMILAR_LAYOUT] += records.tobytes()
 
     @property
     def full(self) -> bool:
@@ -678,7 +701,10 @@ class _FingerprintFn(beam.DoFn):
         config = self._config
         index = self._index
         spill_directory = self._spill_directory
-        for doc, fp in zip(batch, fingerprints(batch, config)):
+        batch_fingerprints = fingerprints(batch, config)
+        # The LSH band entries of the whole batch at once (one hash call).
+        index.add_band_entries([fp for fp in batch_fingerprints if fp is not None], config)
+        for doc, fp in zip(batch, batch_fingerprints):
             uid = fp.uid if fp is not None else document_uid(doc)
             if spill_directory is None:
                 yield beam.pvalue.TaggedOutput(_KEYED_DOCUMENTS, (uid, doc))
@@ -702,7 +728,7 @@ class _FingerprintFn(beam.DoFn):
                     _, full = self._fingerprint_spill.write(uid, fp)
                     if full is not None:
                         yield beam.pvalue.TaggedOutput(_FINGERPRINTS_SPILLED, full)
-                index.add_fingerprint(fp, config, copy)
+                index.add_fingerprint(fp, config, copy, bands=False)
             if index.full:
                 yield from self._flush_index()
 
