@@ -567,8 +567,22 @@ def collapse_whitespace(text: str) -> str:
 def fallback_normalize_title(text: str) -> str:
     """The title rules used when the typography stage is not installed:
     ``ftfy.fix_text`` (mojibake, HTML entities, curly quotes), straight
-    quotes, whitespace collapsed to single spaces."""
-    return collapse_whitespace(ftfy.fix_text(text, _FALLBACK_FTFY).translate(_QUOTES))
+    quotes, whitespace collapsed to single spaces.
+
+    Repeated until nothing changes (a few passes at most): one pass of
+    ftfy is not idempotent ("\\xa0\u00dc\\x86": the C1 control becomes
+    "\u2020", and the pair "\u00dc\u2020" is mojibake to a second pass).
+    """
+    for _ in range(_FALLBACK_PASSES):
+        fixed = collapse_whitespace(ftfy.fix_text(text, _FALLBACK_FTFY).translate(_QUOTES))
+        if fixed == text:
+            break
+        text = fixed
+    return text
+
+
+# A bound, not a budget: real titles settle in one or two passes.
+_FALLBACK_PASSES = 16
 
 
 def default_title_normalizer() -> Callable[[str], str]:
