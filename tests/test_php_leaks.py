@@ -14,6 +14,8 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transforms.document import Document
 from transforms.php_leaks import (
@@ -733,3 +735,188 @@ def test_thrown_finder_is_the_thrown_pattern_search(data):
     for pos in range(len(data) + 1):
         m = _THROWN.search(data, pos)
         assert _find_thrown(data, pos) == (m.span() if m else None)
+
+
+# ------------------------------------------------- prefilters change no result
+def _unfiltered_find_leaks(monkeypatch, text: str):
+    """``find_leaks`` with neither prefilter: every text is encoded and every
+    start before every ``(`` is tried."""
+    from transforms import php_leaks
+    signatures = php_leaks._signatures
+    with monkeypatch.context() as m:
+        m.setattr(php_leaks, "_may_hold_leak", lambda text: True)
+        m.setattr(php_leaks, "_signatures", lambda data: signatures(data, prefilter=False))
+        return find_leaks(text)
+
+
+def _signature_spans(data: bytes, prefilter: bool) -> list:
+    from transforms.php_leaks import _signatures
+    return [(m.span(), m.lastgroup) for m in _signatures(data, prefilter=prefilter)]
+
+
+# Every start _signatures tries before a "(": the keyword glued to it or across
+# blanks, "&", " Object" / " Enum" / " Enum:string", "class Foo#1 (", "::",
+# "(object)", and words that only end like a keyword; after prose with
+# parentheses, glued to words, and alone.
+PAREN_CASES = [
+    "string(3) \"abc\"", "&string(3) \"abc\"", "Xstring(3) \"abc\"", "substring(3) \"abc\"",
+    "array(1) {\n  [0]=>\n  int(1)\n}", "&array(1) {\n  [0]=>\n  int(1)\n}", "Xarray(1) {\n}",
+    "array(1) refcount(2){\n  [0]=>\n  int(1) refcount(1)\n}", "array(0) interned {\n}",
+    "object(Foo)#1 (1) {\n  [\"a\"]=>\n  int(1)\n}", "bool(true)", "bool(false)", "Xbool(true)",
+    "int(5)", "print(5)", "int(-5)", "float(0.5)", "double(0.5)", "float(INF)", "enum(Suit::Hearts)",
+    "NULL", "&NULL", "NULL(", "xNULLbool(true)", "uninitialized(int)",
+    "Array\n(\n    [a] => 1\n)\n", "Array\n    (\n    [a] => 1\n    )\n", "Array (\n    [a] => 1\n)",
+    "Array\r\n(\r\n    [a] => 1\r\n)\r\n", "XArray\n(\n    [a] => 1\n)\n",
+    "Foo Object\n(\n    [a] => 1\n)\n", "stdClass Object ( [id] => 1 [t] => x )",
+    "Foo Object(\n    [a] => 1\n)\n", "Suit Enum\n(\n    [name] => Hearts\n)\n",
+    "Suit Enum:string\n(\n    [name] => Hearts\n    [value] => H\n)\n",
+    "Suit Enum:string (\n    [name] => Hearts\n    [value] => H\n)\n",
+    "Suit Enum:abcdefghijklmnopqrst (\n    [name] => Hearts\n)\n",
+    "Suit Enum:abcdefghijklmnopqrstu (\n    [name] => Hearts\n)\n",
+    "/var/www/a.php:3:\nclass Foo#1 (1) {\n  public $a =>\n  int(1)\n}",
+    "/var/www/a.php:3:\n&class Foo#1 (1) {\n  public $a =>\n  int(1)\n}",
+    "class Foo#1 (1) {\n  public $a =>\n  int(1)\n}", "class Foo#x (", "#1 (Reuters)", "Foo#12(",
+    "class Foo#" + "1" * 300 + " (", "class Foo#" + "1" * 301 + " (",
+    "/var/www/a.php:3:\narray (size=1)\n  0 => int 1", "array (size=1)\n  'a' => int 1",
+    "/var/www/a.php:3:\nobject(Foo)[1]\n  public 'a' => int 1", "object(Foo)[1]",
+    "array (\n  0 => 1,\n  'a' => 'x',\n)", "array (\n)", "Xarray (\n  0 => 1,\n)",
+    "(object) array(\n   'a' => 1,\n)", "\\Foo::__set_state(array(\n   'a' => 1,\n))",
+    "Foo::__set_state(array(\n   'a' => 1,\n))", "reference refcount(2) {\n  int(1)\n}",
+    "(Reuters)", "(AP) ", "said (in 2019) that", "the array (of reforms)", "point (", "an Object (",
+    "\u2019(", "\u00e9string(3) \"abc\"", "caf\u00e9 (NULL) int(5)",
+]
+PAREN_CONTEXTS = [
+    "{}", "Officials (Reuters) said.\n\n{}\n\nTalks (AP) resumed.", "responded.{}",
+    "He said (twice) {} and (later) left.", "(\n{}\n)", "x {} (y)",
+]
+
+
+@pytest.mark.parametrize("context", PAREN_CONTEXTS)
+@pytest.mark.parametrize("case", PAREN_CASES)
+def test_paren_prefilter_changes_no_signature_and_no_leak(case, context, monkeypatch):
+    text = context.format(case)
+    data = text.encode("utf-8", "surrogatepass")
+    assert _signature_spans(data, True) == _signature_spans(data, False)
+    assert find_leaks(text) == _unfiltered_find_leaks(monkeypatch, text)
+
+
+PAREN_FRAGMENTS = [
+    "(", "(", " (", "\n(", "\n    (", "\t", " ", "\n", "\r\n", "string", "array", "Array", "object",
+    "enum", "bool", "int", "float", "double", "::__set_state", " Object", " Enum", " Enum:string",
+    "Object", "Enum", "class ", "Foo", "#", "#1", "1", "(5)", ")", " {", "{", "}", "NULL", "&",
+    "(object) array(", "array (", "(size=1)", "x", "X", ".php:", "/a.php:3:", "Command line code:1:",
+    " on line 3", "Warning: x in /a.php", "\u00e9", "\u2019", "\u4e2d", '"', "'", "=>", "[0]",
+    "(true)", "(3) \"abc\"", "(1) {\n  [0]=>\n  int(1)\n}", "\n    [a] => 1\n)\n", "refcount(1)",
+    "reference refcount", "(Reuters)", "said",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(PAREN_FRAGMENTS), max_size=40).map("".join))
+def test_prefilters_change_no_result_on_fuzzed_fragments(text):
+    from transforms.php_leaks import _find_parsed, _may_hold_leak
+    data = text.encode("utf-8", "surrogatepass")
+    assert _signature_spans(data, True) == _signature_spans(data, False)
+    if not _may_hold_leak(text):
+        assert _find_parsed(data, PhpLeaksConfig()) == ([], 0)
+        assert not _signature_spans(data, False) and b" on line " not in data
+
+
+@pytest.mark.parametrize("text", [
+    "Officials (Reuters) said the talks (in Geneva) resumed.",
+    "LONDON (AP) \u2014 The minister (pictured) said (twice) that the point (of it) stood.",
+    "Prices rose (about 5%) in the (second) quarter (Q2).",
+])
+def test_prose_parentheses_are_rejected_before_encoding(text):
+    from transforms.php_leaks import _may_hold_leak
+    assert not _may_hold_leak(text)
+    assert find_leaks(text) == ([], 0)
+
+
+@pytest.mark.parametrize("dump", ['string(3) "abc"', "NULL", "/var/www/a.php:3:\nint(1)",
+                                  "Warning: x in /var/www/a.php on line 3"])
+def test_a_dump_after_many_prose_parentheses_is_found(dump):
+    # the text check gives up on parentheses after a few (True): it must not
+    # then report the text clean
+    text = "Talks (in Geneva) resumed. " * 40 + "\n" + dump + "\n"
+    leaks, _ = find_leaks(text)
+    assert [leak.text for leak in leaks] == [dump]
+
+
+@pytest.mark.parametrize("literal, pivot", [("NULL", 1), (".php:", 4), ("Command line code:", 17)])
+@pytest.mark.parametrize("text", [
+    "", "U", ":", "NULL", "xNULL", "ULL NUL NULL", "UUUUUUUUUUUUUUUUUUUUNULL", "U" * 30,
+    "::::::::::::::::::.php:", ": " * 20 + "Command line code:", ".php", "Command line code",
+    "\u00e9" * 5 + "NULL" + "U" * 10, "U" * 8 + "NULL", "U" * 9 + "NULL", "U" * 7 + "NULL",
+    ":" * 8 + ".php:", ":" * 9 + "x.php:", ":" * 7 + ".php:",
+])
+def test_holds_is_the_substring_test(text, literal, pivot):
+    from transforms.php_leaks import _holds
+    for tries in (0, 1, 8):
+        assert _holds(text, literal, pivot, tries) == (literal in text)
+
+
+# ------------------------------------------------- lazy scans stop where they may
+@pytest.mark.parametrize("data", [
+    b"", b"Warning: a\nNotice: b", b"( ! ) Warning: x in /a.php on line 3\n" * 3,
+    b"x" * 200 + b"[" + b"a" * 30 + b"] PHP Fatal error: z" + b"y" * 100 + b"Deprecated: d",
+    b"Parse error: p Parse error: q", b"**Warning** : w" + b" " * 60 + b"Notice: n",
+    # the longest lead before the longest level word
+    b"x ( ! ) [" + b"a" * 40 + b"] PHP **Recoverable fatal error** : x",
+])
+def test_level_finder_bounded_by_hi_is_the_search_before_hi(data):
+    from transforms._php_parse import _LEVEL_RE, _find_level
+    for pos in range(len(data) + 1):
+        m = _LEVEL_RE.search(data, pos)
+        for hi in range(pos + 1, len(data) + 2):
+            want = m.span() if m is not None and m.start() < hi else None
+            assert _find_level(data, pos, hi) == want
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"thrown in x", b" thrown in x\tthrown in ", b"xthrown in  thrown in "])
+def test_thrown_finder_bounded_by_hi_is_the_search_before_hi(data):
+    from transforms._php_parse import _THROWN, _find_thrown
+    for pos in range(len(data) + 1):
+        m = _THROWN.search(data, pos)
+        for hi in range(pos + 1, len(data) + 2):
+            assert _find_thrown(data, pos, hi) == (m.span() if m and m.start() < hi else None)
+
+
+@pytest.mark.parametrize("indent", [0, 4, 8])
+@pytest.mark.parametrize("data", [
+    b"", b"\n)", b"\r\n)", b"x\r\n    [a] => 1\r\n)", b"\n\r\n    [a] =>\n    [b] => \n)",
+    b"\r\r\n)\n    )\n        )\n            [k] =>", b"\n    [" + b"k" * 1001 + b"] =>\n)",
+    b"Array\n(\n    [a] => x\n    [b] => Array\n        (\n            [0] => 1\n        )\n\n)\n",
+])
+def test_print_r_end_finder_is_the_pattern_search(data, indent):
+    from transforms._php_parse import _pr_end_finder, _pr_end_pattern
+    pattern, find = _pr_end_pattern(indent), _pr_end_finder(indent)
+    for pos in range(len(data) + 1):
+        m = pattern.search(data, pos)
+        for hi in range(pos + 1, len(data) + 2):
+            assert find(data, pos, hi) == (m.span() if m and m.start() < hi else None)
+
+
+def test_lazy_positions_answer_as_a_full_scan_does():
+    import random
+
+    from transforms._php_parse import _LEVEL_RE, _LazyPositions, _VD_STR_END, _find_level
+    data = (b'x "\n Warning: a "} ( ! ) Notice: b" interned" \n' * 40)
+    rng = random.Random(0)
+
+    def full(pattern):
+        out, p = [], 0
+        while (m := pattern.search(data, p)) is not None:
+            out.append(m.start())
+            p = max(m.end(), m.start() + 1)
+        return out
+
+    for pattern, finder in ((_VD_STR_END, None), (_LEVEL_RE, _find_level)):
+        everything = full(pattern)
+        lazy = _LazyPositions(pattern, data, finder)
+        for _ in range(300):
+            lo = rng.randrange(len(data) + 1)
+            hi = rng.randrange(len(data) + 2)
+            limit = rng.choice([1, 2, 16, 1 << 30])
+            assert lazy.between(lo, hi, limit) == [p for p in everything if lo <= p < hi][:limit]

@@ -56,15 +56,17 @@ class Parsed:
     weak: bool = False   # a bare scalar (int(5), NULL ...) that needs line context
 
 
-_Finder = Callable[[bytes, int], "tuple[int, int] | None"]
+_Finder = Callable[[bytes, int, int], "tuple[int, int] | None"]
 
 
 class _LazyPositions:
     """Sorted start positions of ``pattern`` in ``data``, found lazily, each once.
 
-    ``finder(data, pos)`` may replace ``pattern.search(data, pos)`` (it must
-    return the same match's (start, end), or None): for patterns that start
-    with a lookbehind, which the regex engine tries at every byte.
+    ``finder(data, pos, hi)`` may replace ``pattern.search(data, pos)``: for
+    patterns that start with a lookbehind, which the regex engine tries at
+    every byte. It returns the (start, end) of that search's match when it
+    starts before ``hi``, else None, and need not look much beyond ``hi``
+    (the search would walk to the end of the text when nothing follows).
     """
 
     __slots__ = ("_pat", "_find", "_data", "_pos", "_scanned")
@@ -77,10 +79,16 @@ class _LazyPositions:
         self._scanned = 0
 
     def between(self, lo: int, hi: int, limit: int) -> list[int]:
-        """Up to ``limit`` positions p with lo <= p < hi."""
-        while self._scanned < hi:
+        """Up to ``limit`` positions p with lo <= p < hi (the first ones)."""
+        pos = self._pos
+        # Positions are found in increasing order: once the last ``limit``
+        # found are all >= lo, scanning on would only append larger ones.
+        while self._scanned < hi and (len(pos) < limit or pos[-limit] < lo):
             if self._find is not None:
-                span = self._find(self._data, self._scanned)
+                span = self._find(self._data, self._scanned, hi)
+                if span is None:  # nothing starts in [scanned, hi)
+                    self._scanned = hi
+                    break
             else:
                 m = self._pat.search(self._data, self._scanned)
                 span = None if m is None else m.span()
@@ -196,6 +204,8 @@ _LEVEL_WORD = re.compile(b"|".join(LEVELS))
 # The longest text _LEVEL_RE allows before its level word: "( ! ) ", a
 # bracketed log prefix of up to 40 bytes, "PHP " and "**".
 _LEVEL_LEAD = len(b"( ! ) ") + len(b"[] ") + 40 + len(b"PHP ") + len(b"**")
+_LEVEL_WORD_MAX = max(len(level) for level in LEVELS)
+_LEAD_BYTE = re.compile(rb"[(\[P*]")  # what a match can start with, if not its level word
 _FILE_RE = re.compile(
     rb"(?:\*\*)?(?P<file>(?:[A-Za-z]:[\\/]|/|\.\.\./|phar://)[^\s*]{0,1000}(?: : (?:eval\(\)'d|runtime-created function|regexp) code)?|Unknown|[^\s*]{0,1000}\.(?:php|inc|phtml)\d?)(?:\*\*)?\Z")
 _LINE_TAIL = re.compile(rb"(?:\*\*)?(?P<line>\d{1,9})(?:\*\*)?")
@@ -216,36 +226,82 @@ _XD_FRAME_LINE = re.compile(
     rb")[ \t]*(?:\r?\n|\Z)")
 
 
-def _find_thrown(data: bytes, pos: int) -> tuple[int, int] | None:
-    """``_THROWN.search(data, pos)`` at ``bytes.find`` speed."""
-    i = data.find(b"thrown in ", pos)
+def _find_thrown(data: bytes, pos: int, hi: int | None = None) -> tuple[int, int] | None:
+    """``_THROWN.search(data, pos)`` at ``bytes.find`` speed; with ``hi``,
+    only a match that starts before ``hi`` (see :class:`_LazyPositions`)."""
+    end = len(data) if hi is None else hi + len(b"thrown in ") - 1
+    i = data.find(b"thrown in ", pos, end)
     while i >= 0:
         if i > 0 and data[i - 1] in _BYTES_SPACE:
             return i, i + len(b"thrown in ")
-        i = data.find(b"thrown in ", i + 1)
+        i = data.find(b"thrown in ", i + 1, end)
     return None
 
 
-def _find_level(data: bytes, pos: int) -> tuple[int, int] | None:
+def _find_level(data: bytes, pos: int, hi: int | None = None) -> tuple[int, int] | None:
     """``_LEVEL_RE.search(data, pos)``, trying the pattern only near a level word.
 
     Every match holds a level word at most ``_LEVEL_LEAD`` bytes after its
     start, and starts with that word or with ``(``, ``[``, ``P`` or ``*``;
     the windows before successive level words are tried left to right, so
     the first match found is the leftmost, as ``search`` would return.
+
+    With ``hi``, only a match that starts before ``hi`` (see
+    :class:`_LazyPositions`): its word starts before ``hi + _LEVEL_LEAD``, so
+    words are searched no further, and the words before it are the same
+    ones in the same order.
     """
+    end = len(data) if hi is None else hi + _LEVEL_LEAD + _LEVEL_WORD_MAX
     lo = pos
-    word = _LEVEL_WORD.search(data, pos)
+    word = _LEVEL_WORD.search(data, pos, end)
     while word is not None:
         w = word.start()
-        for c in range(max(lo, w - _LEVEL_LEAD), w + 1):
-            if c == w or data[c] in b"([P*":
-                m = _LEVEL_RE.match(data, c)
-                if m is not None:
-                    return m.span()
+        a = max(lo, w - _LEVEL_LEAD)
+        if hi is not None and a >= hi:
+            return None  # this window and every later one start at or after hi
+        # the window's candidates, found by the regex engine rather than a
+        # Python loop over its ~55 bytes
+        cands = [m.start() for m in _LEAD_BYTE.finditer(data, a, w)]
+        cands.append(w)
+        for c in cands:
+            m = _LEVEL_RE.match(data, c)
+            if m is not None:
+                return m.span() if hi is None or c < hi else None
         lo = w + 1
-        word = _LEVEL_WORD.search(data, lo)
+        word = _LEVEL_WORD.search(data, lo, end)
     return None
+
+
+def _pr_end_pattern(indent: int) -> re.Pattern:
+    """A line that ends a print_r scalar in a block at ``indent``: the
+    block's ``)`` or its next ``[key] =>``."""
+    return re.compile(b"\\r?\\n(?: {%d}\\)| {%d}\\[[^\\]\\n]{0,1000}\\] =>)" % (indent, indent + 4))
+
+
+def _pr_end_finder(indent: int) -> _Finder:
+    """``_pr_end_pattern(indent).search``, for :class:`_LazyPositions`.
+
+    The leading ``\\r?`` leaves the regex engine no literal to skip ahead
+    to, and it tries the pattern at every byte (~9 ns/byte); the same
+    pattern without it starts with ``\\n`` and spaces, which it finds at
+    C speed. A match of ``\\r?\\nX`` starts at the ``\\r`` before a match of
+    ``\\nX`` when there is one, else at the ``\\n``, and ends where it ends;
+    the leftmost such match is the one from the leftmost ``\\nX``.
+    """
+    pat = re.compile(b"\\n(?: {%d}\\)| {%d}\\[[^\\]\\n]{0,1000}\\] =>)" % (indent, indent + 4))
+    reach = indent + len(b"\n    [") + 1000 + len(b"] =>")  # the longest match
+
+    def find(data: bytes, pos: int, hi: int) -> tuple[int, int] | None:
+        # a match of "\nX" starting at or before hi lies within hi + reach
+        m = pat.search(data, pos, hi + reach)
+        if m is None:
+            return None
+        start = m.start()
+        if start > pos and data[start - 1] == 13:  # "\r"
+            start -= 1
+        return (start, m.end()) if start < hi else None
+
+    return find
 
 
 def _float(raw: bytes) -> Any:
@@ -269,10 +325,13 @@ def _container(pairs: list[tuple[Any, Any]], cls: str | None) -> Any:
     return {str(k): v for k, v in pairs}
 
 
+_CANONICAL_INT = re.compile(r"-?[1-9][0-9]{0,18}")
+
+
 def _int_key(raw: str) -> Any:
     """print_r shows keys without quotes: canonical decimal keys are ints."""
     if raw == "0" or (raw[:1] != "0" and raw.lstrip("-")[:1] != "0" and
-                      re.fullmatch(r"-?[1-9][0-9]{0,18}", raw)):
+                      _CANONICAL_INT.fullmatch(raw)):
         return int(raw)
     return raw
 
@@ -802,8 +861,8 @@ class Scanner:
             if ends is None:
                 if len(self._pr_ends) > 64:
                     raise _Fail()
-                pat = re.compile(b"\\r?\\n(?: {%d}\\)| {%d}\\[[^\\]\\n]{0,1000}\\] =>)" % (indent, indent + 4))
-                ends = self._pr_ends[indent] = _LazyPositions(pat, b)
+                ends = self._pr_ends[indent] = _LazyPositions(
+                    _pr_end_pattern(indent), b, _pr_end_finder(indent))
             found = ends.between(p, min(self.n, p + self.max_window), 1)
             self._step()
             if not found:

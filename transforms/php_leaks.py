@@ -49,13 +49,16 @@ Rules (see :func:`find_leaks`, :func:`strip_php_leaks`):
   contains a line break the two sides are joined by exactly ``"\\n\\n"``;
   otherwise (inline) by one space. Glued at the end (``responded.string(..``)
   the sentence keeps its period and nothing else.
-* Linear time: one prefilter (``bytes.find`` of the literals every leak
-  holds; a document without any skips the parsers); bounded, iterative parsers with an
-  explicit stack (see :mod:`transforms._php_parse`); failed start positions
-  (and failed print_r key lines) are memoised; end candidates are found
-  once per document; a work budget per document (``budget_per_byte`` x bytes
-  + ``budget_base`` steps). A candidate that exhausts it stays in place and is
-  counted ``unresolved``, and the rest of that document is left as it is.
+* Linear time: prefilters (a search of the text for the literals every leak
+  holds, where a ``(`` counts only after a word a dump can start with: a
+  document without any is not even encoded; then ``bytes.find`` of the same
+  literals, and the parsers only where a signature matches); bounded,
+  iterative parsers with an explicit stack (see :mod:`transforms._php_parse`);
+  failed start positions (and failed print_r key lines) are memoised; end
+  candidates are found once per document; a work budget per document
+  (``budget_per_byte`` x bytes + ``budget_base`` steps). A candidate that
+  exhausts it stays in place and is counted ``unresolved``, and the rest of
+  that document is left as it is.
 
 Side record (tag ``PHP_LEAKS``), one per leak, keys:
 ``doc_id``, ``format``, ``start``, ``end`` (character offsets into the input
@@ -86,7 +89,7 @@ import dataclasses
 import functools
 import itertools
 import re
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, AnyStr, Callable, Iterable, Iterator
 
 import apache_beam as beam
 
@@ -171,16 +174,57 @@ _XH_START = re.compile(rb"[ \t]{0,4}\r?\n?(?:array \(size=|string '|int -?\d|flo
 _WEAK_VD = re.compile(rb"&?(?:NULL|bool\(|int\(|float\(|double\(|enum\()")
 
 
-def _char_offsets(data: bytes, points: list[int]) -> dict[int, int]:
-    """Byte offset -> character offset for sorted ``points`` (one pass)."""
+@dataclasses.dataclass(frozen=True)
+class _ParenLiterals:
+    """What :func:`_may_open_signature` looks for, as bytes or as str."""
+
+    blanks: Any
+    # what the word before the "(" can end with: glued to it, any keyword of
+    # the var_dump family or "::__set_state"; across blanks only "array (",
+    # "Array\n(" and print_r's " Object (" / " Enum (" (" Enum:string (" is
+    # looked for apart)
+    glued: tuple[Any, ...]
+    spaced: tuple[Any, ...]
+    object_array: Any
+    enum_colon: Any
+    hash: Any
+    digits: tuple[Any, ...]
+
+
+_PAREN_TEXT = _ParenLiterals(
+    blanks=" \t\r\n",
+    glued=("string", "array", "Array", "object", "enum", "bool", "int", "float", "double",
+           "::__set_state", " Object", " Enum"),
+    spaced=("array", "Array", " Object", " Enum"),
+    object_array="(object) array(", enum_colon=" Enum:", hash="#", digits=tuple("0123456789"))
+_PAREN_BYTES = _ParenLiterals(*(
+    v.encode("ascii") if isinstance(v, str) else tuple(x.encode("ascii") for x in v)
+    for v in dataclasses.astuple(_PAREN_TEXT)))
+
+
+def _char_offsets(data: bytes, points: list[int], n_chars: int) -> dict[int, int]:
+    """Byte offset -> character offset for ``points`` (character boundaries
+    of ``data``, which decodes to ``n_chars`` characters).
+
+    One pass, decoding the bytes before the last point or, when shorter
+    (leaks tend to sit at the end), those after the first point.
+    """
     out: dict[int, int] = {}
     if data.isascii():
         return {p: p for p in points}
-    prev_b = prev_c = 0
-    for p in sorted(set(points)):
-        prev_c += len(data[prev_b:p].decode("utf-8", "surrogatepass"))
-        prev_b = p
-        out[p] = prev_c
+    ordered = sorted(set(points))
+    if not ordered or ordered[-1] <= len(data) - ordered[0]:
+        prev_b = prev_c = 0
+        for p in ordered:
+            prev_c += len(data[prev_b:p].decode("utf-8", "surrogatepass"))
+            prev_b = p
+            out[p] = prev_c
+    else:
+        prev_b, prev_c = len(data), n_chars
+        for p in reversed(ordered):
+            prev_c -= len(data[p:prev_b].decode("utf-8", "surrogatepass"))
+            prev_b = p
+            out[p] = prev_c
     return out
 
 
@@ -212,22 +256,69 @@ def _signature_hits(data: bytes) -> list[int]:
     return hits
 
 
-def _signatures(data: bytes) -> Iterator[re.Match]:
+def _blank_start(data: AnyStr, p: int, lit: _ParenLiterals) -> int:
+    """Where the blanks that end right before ``p`` begin (at most 420 back)."""
+    q = p
+    while q > 0 and p - q < 420 and data[q - 1] in lit.blanks:
+        q -= 1
+    return q
+
+
+def _may_open_signature(data: AnyStr, p: int, q: int, lit: _ParenLiterals) -> bool:
+    """False only when no start that :func:`_signatures` tries for the ``(``
+    at ``p`` (``q``: :func:`_blank_start`) can yield a match.
+
+    Prose has parentheses ("(Reuters)"); this rejects them in a few C calls,
+    before the ~25 regex attempts. Why it is a necessary condition, by the
+    start tried (``_DUMP_SIGNATURES``'s branches):
+
+    * ``p`` itself: only ``(object) array(`` starts with ``(``.
+    * a start in the word ``data[ws:q]`` (bytes of ``_WORD_BYTES``, which has
+      no ``(``, ``.``, ``#`` or blank): a branch holding a ``(`` needs it right
+      after its keyword, or after the blanks of ``array (`` / ``Array\\n(``; the
+      first byte after the word is ``data[q]`` (a blank, or the ``(`` when
+      ``q == p``), so the keyword ends the word. The location, ``class`` and
+      ``reference refcount`` branches need a ``.`` or a blank followed by a
+      word byte inside the word, and fail. A bare ``NULL`` (or ``&NULL``) in
+      the word is a hit of its own, sorted before ``p``: once it is tried,
+      ``last`` is at least its position, so it never yields here.
+    * ``ws - 1`` (a space before ``Object`` / ``Enum``): only print_r's
+      `` Object (`` / `` Enum (`` / `` Enum:string (``, which end the word.
+    * the ``class`` of Xdebug's ``class Foo#1 (``: needs ``#`` right before the
+      word and a digit after it, i.e. the last ``#`` within 301 bytes of ``q``.
+
+    On the text (``str``, see :func:`_may_hold_leak`) the blanks and the
+    ASCII literals next to ``p`` and ``q`` are the same characters, and the
+    windows of 26 and 301 characters hold at least as many bytes, so it
+    passes wherever it passes on the bytes.
+    """
+    endings = lit.glued if q == p else lit.spaced
+    if data.endswith(endings, 0, q) or data.startswith(lit.object_array, p):
+        return True
+    if data.find(lit.enum_colon, max(0, q - 26), q) >= 0:  # " Enum:" + up to 20 word bytes
+        return True
+    h = data.rfind(lit.hash, max(0, q - 301), q)
+    return h >= 0 and data[h + 1:h + 2] in lit.digits
+
+
+def _signatures(data: bytes, prefilter: bool = True) -> Iterator[re.Match]:
     """Matches of :data:`_DUMP_SIGNATURES`, in increasing start order.
 
     Scanning with that many-branch regex costs ~10 MB/s; every signature
     holds a ``(`` (or is ``NULL`` / a location), which :func:`_signature_hits`
     finds at C speed. From each hit the signature's possible starts (the word
-    before the ``(``, across the whitespace of ``Array\\n    (``) are tried.
+    before the ``(``, across the whitespace of ``Array\\n    (``) are tried,
+    unless :func:`_may_open_signature` rules them all out (``prefilter=False``
+    tries them all; the matches are the same, which the tests check).
     """
     last = -1
     for p in _signature_hits(data):
         if data[p:p + 1] != b"(":
             starts: Iterable[int] = (p - 1, p) if data[p - 1:p] == b"&" else (p,)
         else:
-            q = p
-            while q > 0 and p - q < 420 and data[q - 1] in b" \t\r\n":
-                q -= 1
+            q = _blank_start(data, p, _PAREN_BYTES)
+            if prefilter and not _may_open_signature(data, p, q, _PAREN_BYTES):
+                continue
             ws = q
             while ws > 0 and q - ws < 300 and data[ws - 1] in _WORD_BYTES:
                 ws -= 1
@@ -463,12 +554,61 @@ def _parse_located(scanner: Scanner, data: bytes, m: re.Match, floor: int) -> Pa
     return Parsed(start, leak.end, fmt, leak.value, leak.length_matched, leak.json_payloads)
 
 
+def _holds(text: str, literal: str, pivot: int, tries: int = 8) -> bool:
+    """``literal in text``, found from its character ``literal[pivot]``.
+
+    A search for several characters walks the text at ~1 character/ns, a
+    search for one runs at memchr speed, and news text holds few ``U`` or
+    ``:``. After ``tries`` candidates the plain search takes over from the
+    next one, so a text full of them costs about one search more.
+    """
+    ch = literal[pivot]
+    i = text.find(ch, pivot)
+    for _ in range(tries):
+        if i < 0:
+            return False
+        if text.startswith(literal, i - pivot):
+            return True
+        i = text.find(ch, i + 1)
+    return i >= 0 and text.find(literal, i - pivot) >= 0
+
+
+def _parens_may_open(text: str, tries: int = 16) -> bool:
+    """False only when no ``(`` of ``text`` passes :func:`_may_open_signature`
+    (True after ``tries`` of them, to bound the work done twice)."""
+    i = text.find("(")
+    for _ in range(tries):
+        if i < 0:
+            return False
+        if _may_open_signature(text, i, _blank_start(text, i, _PAREN_TEXT), _PAREN_TEXT):
+            return True
+        i = text.find("(", i + 1)
+    return i >= 0
+
+
+def _may_hold_leak(text: str) -> bool:
+    """False only when :func:`_find_parsed` finds nothing in ``text``'s bytes:
+    no ``NULL``, location or `` on line `` (the error anchor), and no ``(``
+    that :func:`_may_open_signature` lets through.
+
+    UTF-8 encodes ASCII characters as themselves and nothing else as ASCII
+    bytes (nor do lone surrogates under ``surrogatepass``), so the literals
+    are in ``text`` exactly when they are in its bytes; without a ``NULL``
+    the ``(`` are all the hits :func:`_signatures` has. Such a text is not
+    even encoded: the encoding costs as much as the searches.
+    """
+    return (_parens_may_open(text) or _holds(text, "NULL", 1) or _holds(text, ".php:", 4)
+            or _holds(text, "Command line code:", 17) or " on line " in text)
+
+
 def find_leaks(text: str, config: PhpLeaksConfig | None = None) -> tuple[list[Leak], int]:
     """Every leak in ``text`` (character offsets) and the unresolved count."""
     config = config or PhpLeaksConfig()
+    if not _may_hold_leak(text):
+        return [], 0
     data = text.encode("utf-8", "surrogatepass")
     parsed, unresolved = _find_parsed(data, config)
-    offsets = _char_offsets(data, [p for leak in parsed for p in (leak.start, leak.end)])
+    offsets = _char_offsets(data, [p for leak in parsed for p in (leak.start, leak.end)], len(text))
     leaks = []
     for p in parsed:
         s, e = offsets[p.start], offsets[p.end]
