@@ -534,7 +534,7 @@ def measure_size(docs: int, args: argparse.Namespace, missing: dict[str, str],
             if record.get("first_error"):
                 note += f"; first error: {record['first_error'][:120]}"
             if stage == "dedupe-fingerprint":
-                note = f"fingerprint + bucket keys per document; {record['dropped']} without text"
+                note = f"fingerprints + bucket-index entries, in batches of 256; {record['dropped']} without text"
             label = "stage dedupe (in memory, not per document)" if stage == "dedupe" else \
                 f"stage {stage} (pure function)"
             results.append(Measurement(label, docs, size, record["seconds"],

@@ -4,9 +4,8 @@
 
 Every stage's dead letters are flattened into one ``dead_letter/`` output.
 The run's accounting is computed inside the pipeline from the very
-PCollections that are written (one keyed count over all of them), so the
-report never depends on runner metrics, which some portable runners do not
-return.
+PCollections that are written (``Count.Globally`` on each), so the report
+never depends on runner metrics, which some portable runners do not return.
 """
 
 from __future__ import annotations
@@ -158,25 +157,27 @@ def dedupe_config(config: RunConfig):
     return DedupeConfig(**overrides)
 
 
-# Keys of the run's counts: an output's name, or a dead-letter reason.
-_OUTPUT_KEY = "output:"
-_REASON_KEY = "dead_letter_reason:"
+def _output_count(count: int, output: str) -> dict[str, Any]:
+    return {"output": output, "records": count}
 
 
-def _count_record(key_and_count: tuple[str, int]) -> dict[str, Any]:
-    key, count = key_and_count
-    if key.startswith(_REASON_KEY):
-        return {"dead_letter_reason": key[len(_REASON_KEY):], "records": count}
-    return {"output": key[len(_OUTPUT_KEY):], "records": count}
+def _reason_count(reason_and_count: tuple[str, int]) -> dict[str, Any]:
+    reason, count = reason_and_count
+    return {"dead_letter_reason": reason, "records": count}
 
 
-def _dead_letter_reason_key(dead_letter: Any) -> str:
-    return f"{_REASON_KEY}{dead_letter.stage}:{dead_letter.reason}"
+def _dead_letter_reason(dead_letter: Any) -> str:
+    return f"{dead_letter.stage}:{dead_letter.reason}"
 
 
-def _output_keys(pcoll: beam.PCollection, name: str) -> beam.PCollection:
-    key = _OUTPUT_KEY + name
-    return pcoll | f"Key{name.title().replace('_', '')}" >> beam.Map(lambda _, key=key: key)
+def _count_output(pcoll: beam.PCollection, name: str) -> beam.PCollection:
+    label = name.title().replace("_", "")
+    return (
+        pcoll
+        # Without the default: an empty output writes no count (read as 0),
+        # which saves the extra stages that inject a default for empty input.
+        | f"Count{label}" >> beam.CombineGlobally(beam.combiners.CountCombineFn()).without_defaults()
+        | f"Label{label}Count" >> beam.Map(_output_count, name))
 
 
 def _write_related_links(links: beam.PCollection, config: RunConfig) -> None:
@@ -253,23 +254,21 @@ def build_pipeline(pipeline: beam.Pipeline, config: RunConfig) -> dict[str, beam
     dead_letter | "WriteDeadLetters" >> WriteJsonl(FileSystems.join(config.output, DEAD_LETTER), config.num_shards)
     _write_related_links(related_links, config)
 
-    # One keyed count for every output and dead-letter reason (an output
-    # with no records writes no count, read as 0): one combine instead of
-    # one per output keeps the job graph, and its start-up, small.
-    keys = [
-        _output_keys(read["raw_records"], "input_records"),
-        _output_keys(documents, "documents"),
-        _output_keys(duplicates, DUPLICATES),
-        _output_keys(dead_letter, DEAD_LETTER),
-        _output_keys(php_leaks, PHP_LEAKS),
-        _output_keys(related_links, RELATED_LINKS),
-        dead_letter | "KeyDeadLetterReasons" >> beam.Map(_dead_letter_reason_key),
+    counts = [
+        _count_output(read["raw_records"], "input_records"),
+        _count_output(documents, "documents"),
+        _count_output(duplicates, DUPLICATES),
+        _count_output(dead_letter, DEAD_LETTER),
+        _count_output(php_leaks, PHP_LEAKS),
+        _count_output(related_links, RELATED_LINKS),
+        dead_letter
+        | "DeadLetterReasons" >> beam.Map(_dead_letter_reason)
+        | "CountDeadLetterReasons" >> beam.combiners.Count.PerElement()
+        | "LabelDeadLetterReasons" >> beam.Map(_reason_count),
     ]
     (
-        tuple(keys)
-        | "FlattenCountKeys" >> beam.Flatten()
-        | "CountRecords" >> beam.combiners.Count.PerElement()
-        | "CountRecord" >> beam.Map(_count_record)
+        tuple(counts)
+        | "FlattenCounts" >> beam.Flatten()
         | "SerializeCounts" >> beam.Map(to_json_bytes)
         | "WriteCountsFile" >> beam.io.WriteToText(
             FileSystems.join(config.output, RUN_DIRECTORY, "counts"),
