@@ -666,6 +666,7 @@ CHAIN_TEXT = READABLE_TEXT
 # Typography deletes the control character, which left a headline repeated
 # over a blank line for the second pass (headlines now reads the line as blank).
 @example(Document(id="d", text="000000000\n\x08\n000000000\n0"))
+@example(Document(id="d", text="000000000\n000000000\n0", title="\x1b"))  # a title typography deletes
 def test_per_document_chain_is_idempotent(doc):
     once = _chain(doc)
     # Known limit of the stage order, not of one stage: php-leaks must run

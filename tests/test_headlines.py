@@ -551,6 +551,13 @@ def test_lines_of_characters_typography_deletes_are_blank():
     assert (result.title, result.body) == ("Oil prices fall", "The price of oil fell.\n")
 
 
+def test_a_title_of_characters_typography_deletes_is_no_title():
+    # Typography turns the title "\x1b" into "": headlines must already
+    # treat it as missing and take the repeated first line as the title.
+    result = split_header("Oil prices fall\nOil prices fall\nThe price of oil fell.\n", title="\x1b\u200b")
+    assert (result.title, result.body) == ("Oil prices fall", "The price of oil fell.\n")
+
+
 def test_blank_line_characters_are_exactly_those_typography_deletes():
     # headlines reads a line as blank iff only whitespace and characters the
     # typography stage deletes are on it; compared over the BMP (all of

@@ -477,7 +477,8 @@ def split_header(text: str, title: str | None = None, published: str | None = No
     # Lines are read lazily: only the header block is ever looked at, and
     # the body is the text from the offset of its first line on (the lines
     # tile the text, so that is the join of the remaining lines).
-    has_title = bool(title and title.strip())
+    # A title of nothing but characters typography deletes is no title (see _NON_SPACE).
+    has_title = bool(title and _NON_SPACE.search(title))
 
     title_line: str | None = title if has_title else None
     key_length_bound = -1  # of title_line, computed at its first comparison
