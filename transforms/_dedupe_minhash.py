@@ -247,9 +247,10 @@ def _permutation_columns(perms: Sequence[tuple[int, int]]) -> tuple[np.ndarray, 
     return a, b
 
 
-def _minhash_of_hashes(hashes: np.ndarray, perms: Sequence[tuple[int, int]]) -> tuple[int, ...]:
+def _minima_of_hashes(hashes: np.ndarray, perms: Sequence[tuple[int, int]]) -> np.ndarray:
+    """The signature of shingle ``hashes`` as a ``uint64`` vector."""
     if not hashes.size:
-        return tuple(MAX_HASH for _ in perms)
+        return np.full(len(perms), MAX_HASH, dtype=np.uint64)
     a, b = _permutation_columns(perms)
     # (a*x + b) mod 2**64 (wrapping is the hash family), then the row
     # minima, then >> 32: shifting is monotone, so the minimum of the
@@ -258,9 +259,11 @@ def _minhash_of_hashes(hashes: np.ndarray, perms: Sequence[tuple[int, int]]) -> 
     np.add(values, b, out=values)
     minima = values.min(axis=1)
     minima >>= _SHIFT
-    signature = tuple(minima.tolist())
-    _remember_packed(signature, minima.astype("<u4").tobytes())
-    return signature
+    return minima
+
+
+def _minhash_of_hashes(hashes: np.ndarray, perms: Sequence[tuple[int, int]]) -> tuple[int, ...]:
+    return tuple(_minima_of_hashes(hashes, perms).tolist())
 
 
 def minhash(shingle_set: Iterable[str], perms: Sequence[tuple[int, int]]) -> tuple[int, ...]:
@@ -385,9 +388,7 @@ def minhash_text(normalized: str, size: int, perms: Sequence[tuple[int, int]],
     kernel(np.frombuffer(normalized.encode("utf-8", "surrogatepass"), dtype=np.uint8), _TOKEN_TABLE_FLAT, a, b,
            size, -1 if max_tokens is None else max_tokens, _PRIME, _SHINGLE_BASE, minima)
     minima >>= _SHIFT
-    signature = tuple(minima.tolist())
-    _remember_packed(signature, minima.astype("<u4").tobytes())
-    return signature
+    return tuple(minima.tolist())
 
 
 def packed_signatures(normalized: Sequence[str], size: int, perms: Sequence[tuple[int, int]],
@@ -396,7 +397,8 @@ def packed_signatures(normalized: Sequence[str], size: int, perms: Sequence[tupl
     all of them in one call of the compiled kernel (else text by text)."""
     kernels = _signature_kernels()
     if kernels is None or not perms or size < 1 or (max_tokens is not None and max_tokens < 1) or not normalized:
-        return [pack_signature(minhash_text(text, size, perms, max_tokens)) for text in normalized]
+        return [_minima_of_hashes(combine_shingles(token_hashes(text, max_tokens), size), perms)
+                .astype("<u4").tobytes() for text in normalized]
     encoded = [text.encode("utf-8", "surrogatepass") for text in normalized]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(data) for data in encoded], out=offsets[1:])
@@ -446,27 +448,12 @@ def _permutation_vectors(perms: Sequence[tuple[int, int]]) -> tuple[np.ndarray, 
     return a[:, 0], b[:, 0]
 
 
-# (signature tuple, its packed bytes) of the last signature computed in this
-# process. A signature is packed right after it is computed (fingerprint());
-# the tuple is immutable, so recognising it by identity is exact. One tuple,
-# swapped atomically.
-_LAST_PACKED: tuple = ((), b"")
-
-
-def _remember_packed(signature: tuple, packed: bytes) -> None:
-    global _LAST_PACKED  # pylint: disable=global-statement
-    _LAST_PACKED = (signature, packed)
-
-
 @functools.lru_cache(maxsize=64)
 def _signature_struct(length: int) -> struct.Struct:
     return struct.Struct(f"<{length}I")
 
 
 def pack_signature(signature: Sequence[int]) -> bytes:
-    last = _LAST_PACKED
-    if last[0] is signature:
-        return last[1]
     return _signature_struct(len(signature)).pack(*signature)
 
 

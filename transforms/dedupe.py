@@ -553,20 +553,19 @@ class BucketIndexWriter:
         their digests computed for all of them at once."""
         if not config.near_duplicates:
             return
-        fps = [fp for fp in fps if fp.near]
         bands, rows = config.band_rows
-        if not fps or bands <= 0 or rows <= 0:
+        if bands <= 0 or rows <= 0:
             return
-        if len({len(fp.signature) for fp in fps}) > 1:  # one matrix needs one length
-            for fp in fps:
-                tail = bytes.fromhex(fp.uid) + bytes.fromhex(fp.body_hash)
-                self._records[_SIMILAR_LAYOUT] += tail.join(band_digests(fp.signature, bands, rows)) + tail
-            return
-        digests = band_digest_matrix([fp.signature for fp in fps], bands, rows)
-        tails = np.frombuffer(b"".join(bytes.fromhex(fp.uid) + bytes.fromhex(fp.body_hash) for fp in fps),
-                              dtype=np.uint8).reshape(len(fps), 1, 32)
-        records = np.concatenate((digests, np.broadcast_to(tails, (len(fps), bands, 32))), axis=2)
-        self._records[_SIMILAR_LAYOUT] += records.tobytes()
+        by_length: dict[int, list[Fingerprint]] = {}  # one matrix needs one signature length
+        for fp in fps:
+            if fp.near:
+                by_length.setdefault(len(fp.signature), []).append(fp)
+        for group in by_length.values():
+            digests = band_digest_matrix([fp.signature for fp in group], bands, rows)
+            tails = np.frombuffer(b"".join(bytes.fromhex(fp.uid) + bytes.fromhex(fp.body_hash) for fp in group),
+                                  dtype=np.uint8).reshape(len(group), 1, 32)
+            records = np.concatenate((digests, np.broadcast_to(tails, (len(group), bands, 32))), axis=2)
+            self._records[_SIMILAR_LAYOUT] += records.tobytes()
 
     @property
     def full(self) -> bool:
