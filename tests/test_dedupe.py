@@ -12,6 +12,7 @@ import collections
 import dataclasses
 
 import operator
+import pickle
 import os
 import random
 import subprocess
@@ -759,3 +760,109 @@ def test_spill_files_round_trip_across_chunks_and_files(tmp_path, monkeypatch):
             read_back.append((dedupe_module.spill_position(file_id, index), record))
     assert read_back == [(position, (f"uid{number}", doc))
                          for number, (position, doc) in enumerate(zip(positions, docs))]
+
+
+# ------------------------------------------------------------------ packed side inputs
+
+
+def _random_uids(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    uids = [rng.randbytes(16).hex() for _ in range(count)]
+    # Fixed-width numpy bytes drop trailing NULs when read back: keys and
+    # values ending in 00 must still round-trip.
+    return [*uids, "ab" + "00" * 15, "00" * 16, "ff" * 15 + "00"]
+
+
+def test_packed_uid_map_answers_like_a_dict():
+    uids = _random_uids(500, seed=1)
+    roots = {uid: uids[(number * 7) % len(uids)] for number, uid in enumerate(uids)}
+    packed = dedupe_module._packed_roots(roots)
+    assert len(packed) == len(roots)
+    assert {uid: packed.get(uid) for uid in uids} == roots
+    absent = _random_uids(50, seed=2)[:50]
+    assert [packed.get(uid) for uid in absent] == [None] * 50
+    found, values = packed.lookup([uids[3], absent[0], uids[-1]])
+    assert found.tolist() == [True, False, True]
+    restored = pickle.loads(pickle.dumps(packed))
+    assert {uid: restored.get(uid) for uid in uids} == roots
+    empty = dedupe_module._packed_roots({})
+    assert len(empty) == 0 and empty.get(uids[0]) is None
+    with pytest.raises(ValueError):
+        packed.get("not-a-uid")
+
+
+def test_involved_uids_combine_ors_the_kinds_of_each_uid(monkeypatch):
+    # Small packing threshold: accumulators pack and merge several times.
+    monkeypatch.setattr(dedupe_module._InvolvedUidsFn, "_PACK_EVERY", 7)
+    uids = _random_uids(40, seed=3)
+    rng = random.Random(4)
+    endpoints = [(rng.choice(uids), rng.choice([1, 2])) for _ in range(300)]
+    expected: dict[str, int] = {}
+    for uid, kind in endpoints:
+        expected[uid] = expected.get(uid, 0) | kind
+    combine = dedupe_module._InvolvedUidsFn()
+    accumulators = []
+    for start in range(0, len(endpoints), 50):
+        accumulator = combine.create_accumulator()
+        for endpoint in endpoints[start:start + 50]:
+            accumulator = combine.add_input(accumulator, endpoint)
+        accumulators.append(pickle.loads(pickle.dumps(accumulator)))  # as the runner moves them
+    packed = combine.extract_output(combine.merge_accumulators(accumulators))
+    assert len(packed) == len(expected)
+    assert {uid: packed.get(uid) for uid in expected} == expected
+    assert combine.extract_output(combine.create_accumulator()).get(uids[0]) is None
+
+
+def test_bucket_candidates_list_every_copy_of_a_repeated_record():
+    tag_one = copy_tag_from("0011223344556677", "ab" * 16 + ":5")
+    tag_two = copy_tag_from("0011223344556677", "cd" * 16 + ":0")
+    tag_other = copy_tag_from("8899aabbccddeeff", "ab" * 16 + ":6")
+    members = [bucket_member("b" * 32, "e" * 32, tag_two), bucket_member("a" * 32, "e" * 32, tag_other),
+               bucket_member("b" * 32, "e" * 32, tag_one)]
+    candidates = bucket_candidates("b:" + "e" * 32, members, DedupeConfig())
+    assert candidates.repeated == [("b" * 32, (2, tag_one))]
+    assert candidates.copies == (("b" * 32, tag_one), ("b" * 32, tag_two))
+    assert candidates.exact_edges == [f"{'a' * 32} {'b' * 32}"]
+    # Headline and LSH buckets never fold copies.
+    assert bucket_candidates("l:x", members, DedupeConfig()).copies == ()
+
+
+def test_bucket_candidates_fn_sends_each_copy_to_its_spill_file():
+    writer = BucketIndexWriter(1)
+    kept_tag = copy_tag_from("0011223344556677", "ab" * 16 + ":5")
+    other_tag = copy_tag_from("0011223344556677", "cd" * 16 + ":9")
+    for tag in (other_tag, kept_tag):
+        writer.add("b:x", "a" * 32, "e" * 32, tag)
+    [(shard, blob)] = writer.flush()
+    spilled = dedupe_module._BucketCandidatesFn(DedupeConfig(), spilled=True)
+    spilled.setup()
+    outputs = list(spilled.process((shard, [blob])))
+    assert sorted(output.value for output in outputs) == [
+        ("ab" * 16, (5, (2, True))), ("cd" * 16, (9, (2, False)))]
+    assert {output.tag for output in outputs} == {dedupe_module._REPEATED}
+    in_memory = dedupe_module._BucketCandidatesFn(DedupeConfig())
+    in_memory.setup()
+    assert [output.value for output in in_memory.process((shard, [blob]))] == [("a" * 32, (2, kept_tag))]
+
+
+def test_emit_spilled_fn_applies_only_its_files_decisions(tmp_path):
+    docs = [doc("one", FLOOD_TEXT), doc("two", MATCH_TEXT), doc("three", FLOOD_TEXT + " More.")]
+    writer = dedupe_module._SpillWriter(str(tmp_path))
+    for number, document in enumerate(docs):
+        writer.write(f"uid{number}", document)
+    path = writer.close()
+    file_id = dedupe_module.spill_file_id(path)
+    emit = dedupe_module._EmitSpilledFn()
+    emit.setup()
+    joined = {"path": [path], "decision": [(2, ("duplicate", "one", "", "near_duplicate_body", 0.9)),
+                                           (0, ("canonical", 1))],
+              "copy": [(1, (2, False))]}
+    outputs = list(emit.process((file_id, joined)))
+    kept = [output for output in outputs if not isinstance(output, beam.pvalue.TaggedOutput)]
+    folded = [output.value for output in outputs if isinstance(output, beam.pvalue.TaggedOutput)]
+    assert [(d.id, d.duplicates) for d in kept] == [("one", 1)]
+    assert sorted((r["id"], r["duplicate_of"], r["reason"]) for r in folded) == [
+        ("three", "one", "near_duplicate_body"), ("two", "two", "exact_body")]
+    # Decisions for a file whose path never arrived are a bug, not data to drop.
+    with pytest.raises(RuntimeError, match="0 paths"):
+        list(emit.process((file_id, {"path": [], "decision": joined["decision"], "copy": []})))

@@ -52,21 +52,28 @@ hold the documents):
    occur more than once and :func:`bucket_candidates` turns each into exact
    edges (same normalised body) and candidate pairs (same headline or LSH
    band) -> ``Distinct``.
-3. Only fingerprints of records with an edge or a candidate go on
-   (``CoGroupByKey`` with the edge endpoints); each candidate pair meets its
-   two signatures by uid (two ``CoGroupByKey`` s) and is kept when their
-   similarity reaches the threshold.
+3. Only fingerprints of records with an edge or a candidate go on: with a
+   spill directory, each fingerprint file is read back and filtered by a
+   :class:`PackedUidMap` of the edge endpoints (a side input of ~17 bytes
+   per such record); without one, by a ``CoGroupByKey`` with the endpoints.
+   Each candidate pair meets its two signatures by uid (two
+   ``CoGroupByKey`` s) and is kept when their similarity reaches the
+   threshold.
 4. Connected components of the edges with a union-find ``CombineFn`` (only
    uids of documents that have a copy; the smallest uid labels a component,
    so the result does not depend on order). This is the one global step; it
    holds ~2 short strings per duplicated document.
-5. Join fingerprints to their component (``CoGroupByKey`` by uid),
-   ``GroupByKey`` by component, pick the canonical copy, classify the others.
-6. The decisions (only documents in a cluster have one) are a side input of
-   the step that reads the spill files back and writes every document to
-   ``documents`` or ``duplicates``. A record present more than once is told
-   apart from its copies by its copy rank and spill position, so copies
-   never have to meet.
+5. Key fingerprints by their component (the components reach them as a
+   packed side input, 32 bytes per clustered record), ``GroupByKey`` by
+   component, pick the canonical copy, classify the others.
+6. With a spill directory, each decision is keyed by the spill file that
+   holds its document (a fingerprint carries its document's spill
+   position), joined to that file's path (``CoGroupByKey``), and the step
+   that reads the file back writes every document to ``documents`` or
+   ``duplicates`` knowing only that file's decisions: no step holds a map of
+   the corpus's decisions. A record present more than once is told apart
+   from its copies by its spill position, so copies never have to meet.
+   Without a spill directory the decisions are a side input by uid.
 
 Shuffle volume per document: (``bands`` + 2) x ~50 bytes of bucket index and
 one fingerprint (~4 x ``num_perm`` + ~200 bytes): ~1.9 KB with 25 bands and
@@ -297,12 +304,14 @@ class BucketCandidates(NamedTuple):
     """What one bucket yields: ``exact_edges`` (identical normalised bodies,
     final), ``pairs`` (``"uidA uidB"``, still to verify by similarity),
     ``repeated`` (``(uid, (records, smallest copy tag))`` for a record present
-    more than once) and whether the bucket was ``truncated``."""
+    more than once), whether the bucket was ``truncated``, and ``copies``:
+    ``(uid, copy tag)`` of every record of a repeated uid, sorted."""
 
     exact_edges: list[str]
     pairs: list[str]
     repeated: list[tuple[str, tuple[int, str]]]
     truncated: bool
+    copies: tuple[tuple[str, str], ...] = ()
 
 
 def bucket_candidates(key: str, members: Iterable[str], config: DedupeConfig) -> BucketCandidates:
@@ -314,24 +323,23 @@ def bucket_candidates(key: str, members: Iterable[str], config: DedupeConfig) ->
     ``max_bucket_size`` distinct bodies, each body is paired with the first
     ``max_bucket_size`` (by body hash) only.
     """
-    records: collections.Counter[str] = collections.Counter()
     body_of: dict[str, str] = {}
-    first_copy: dict[str, str] = {}
+    tags: dict[str, list[str]] = {}
     for member in members:
         uid, body_hash, *copy = member.split(" ")
-        records[uid] += 1
         body_of[uid] = body_hash
-        tag = copy[0] if copy else ""
-        if uid not in first_copy or tag < first_copy[uid]:
-            first_copy[uid] = tag
+        tags.setdefault(uid, []).append(copy[0] if copy else "")
     exact = key.startswith("b:") or key.startswith(NO_TEXT_BUCKET)
-    repeated = sorted((uid, (count, first_copy[uid])) for uid, count in records.items() if count > 1) \
-        if exact else []
+    repeated: list[tuple[str, tuple[int, str]]] = []
+    copies: tuple[tuple[str, str], ...] = ()
+    if exact:
+        repeated = sorted((uid, (len(uid_tags), min(uid_tags))) for uid, uid_tags in tags.items() if len(uid_tags) > 1)
+        copies = tuple(sorted((uid, tag) for uid, _ in repeated for tag in tags[uid]))
     uids = sorted(body_of)
     if len(uids) < 2:
-        return BucketCandidates([], [], repeated, False)
+        return BucketCandidates([], [], repeated, False, copies)
     if exact:
-        return BucketCandidates([_edge(uids[0], uid) for uid in uids[1:]], [], repeated, False)
+        return BucketCandidates([_edge(uids[0], uid) for uid in uids[1:]], [], repeated, False, copies)
     representatives: dict[str, str] = {}
     for uid in uids:
         representatives.setdefault(body_of[uid], uid)
@@ -623,6 +631,129 @@ def shard_candidates(blobs: Iterable[bytes], config: DedupeConfig) -> Iterator[B
 # Beam
 # --------------------------------------------------------------------------
 
+_UID_BYTES = 16
+
+
+def _uid_array(uids: Sequence[str]) -> np.ndarray:
+    """uids (32 hex characters each, see :func:`document_uid`) as 16-byte keys."""
+    joined = "".join(uids)
+    if len(joined) != 2 * _UID_BYTES * len(uids):
+        raise ValueError("a uid is not 32 hex characters")
+    return np.frombuffer(bytes.fromhex(joined), dtype=f"S{_UID_BYTES}")
+
+
+class PackedUidMap:
+    """An immutable ``uid -> value`` map held as two numpy arrays: the uids'
+    16 bytes, sorted, and the values. It is how dedupe hands a map over every
+    clustered record to a step as a side input: ~20-32 bytes per entry where
+    a ``dict`` of ``str`` takes ~200, and it is pickled as two byte strings.
+    """
+
+    __slots__ = ("_keys", "_values")
+
+    def __init__(self, keys: np.ndarray, values: np.ndarray):
+        if len(keys) != len(values):
+            raise ValueError("keys and values differ in length")
+        self._keys = keys
+        self._values = values
+
+    @classmethod
+    def from_pairs(cls, uids: Sequence[str], values: Sequence[Any], dtype: str) -> "PackedUidMap":
+        """The map of ``zip(uids, values)``; a uid given twice keeps one of its values
+        (callers give each uid once, or use :func:`_or_kinds`)."""
+        keys = _uid_array(uids)
+        array = np.asarray(values, dtype=dtype) if len(values) else np.empty(0, dtype=dtype)
+        order = np.argsort(keys, kind="stable")
+        return cls(keys[order], array[order])
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __reduce__(self):
+        return _packed_uid_map, (self._keys.tobytes(), self._values.tobytes(), self._values.dtype.str)
+
+    def lookup(self, uids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(found, values) for ``uids``: a boolean mask, and each uid's value
+        (meaningless where not found)."""
+        query = _uid_array(uids)
+        if not len(self._keys):
+            return np.zeros(len(query), dtype=bool), np.zeros(len(query), dtype=self._values.dtype)
+        at = np.minimum(np.searchsorted(self._keys, query), len(self._keys) - 1)
+        return self._keys[at] == query, self._values[at]
+
+    def get(self, uid: str) -> Any:
+        """The value of ``uid`` as a Python scalar (bytes values as hex), or None."""
+        found, values = self.lookup([uid])
+        if not found[0]:
+            return None
+        value = values[0]
+        if isinstance(value, bytes):  # numpy drops trailing NULs of fixed-width bytes
+            return value.ljust(self._values.dtype.itemsize, b"\x00").hex()
+        return value.item()
+
+
+def _packed_uid_map(keys: bytes, values: bytes, dtype: str) -> PackedUidMap:
+    return PackedUidMap(np.frombuffer(keys, dtype=f"S{_UID_BYTES}"), np.frombuffer(values, dtype=dtype))
+
+
+def _or_kinds(keys: np.ndarray, kinds: np.ndarray) -> PackedUidMap:
+    """Sorted unique keys, each with the OR of its kinds."""
+    if not len(keys):
+        return PackedUidMap(keys, kinds)
+    order = np.argsort(keys, kind="stable")
+    keys, kinds = keys[order], kinds[order]
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    return PackedUidMap(keys[starts], np.bitwise_or.reduceat(kinds, starts))
+
+
+class _InvolvedUidsFn(beam.CombineFn):
+    """``(uid, kind)`` edge endpoints -> :class:`PackedUidMap` uid -> OR of
+    its kinds. Endpoints are packed every ``_PACK_EVERY`` inputs, so no
+    worker holds them as Python objects."""
+
+    _PACK_EVERY = 65536
+
+    def create_accumulator(self) -> list:
+        return [[], [], None]  # pending uids, pending kinds, packed so far
+
+    def _packed(self, accumulator: list) -> PackedUidMap | None:
+        uids, kinds, packed = accumulator
+        if uids:
+            parts = [PackedUidMap.from_pairs(uids, kinds, "u1")]
+            if packed is not None:
+                parts.append(packed)
+            packed = _merged_kinds(parts)
+            accumulator[:] = [[], [], packed]
+        return packed
+
+    def add_input(self, accumulator: list, endpoint: tuple[str, int]) -> list:
+        accumulator[0].append(endpoint[0])
+        accumulator[1].append(endpoint[1])
+        if len(accumulator[0]) >= self._PACK_EVERY:
+            self._packed(accumulator)
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[list]) -> list:
+        parts = [packed for packed in (self._packed(accumulator) for accumulator in accumulators)
+                 if packed is not None]
+        return [[], [], _merged_kinds(parts) if parts else None]
+
+    def extract_output(self, accumulator: list) -> PackedUidMap:
+        packed = self._packed(accumulator)
+        return packed if packed is not None else PackedUidMap.from_pairs([], [], "u1")
+
+
+def _merged_kinds(parts: Sequence[PackedUidMap]) -> PackedUidMap:
+    return _or_kinds(np.concatenate([part._keys for part in parts]),  # pylint: disable=protected-access
+                     np.concatenate([part._values for part in parts]))  # pylint: disable=protected-access
+
+
+def _packed_roots(roots: dict[str, str]) -> PackedUidMap:
+    """The components (uid -> smallest uid of its component) as a :class:`PackedUidMap`."""
+    uids = list(roots)
+    return PackedUidMap.from_pairs(uids, [bytes.fromhex(roots[uid]) for uid in uids], f"S{_UID_BYTES}")
+
+
 _FINGERPRINTS = "fingerprints"
 _KEYED_DOCUMENTS = "keyed_documents"
 _EXACT_EDGES = "exact_edges"
@@ -724,7 +855,7 @@ class _FingerprintFn(beam.DoFn):
                 else:
                     if self._fingerprint_spill is None:
                         self._fingerprint_spill = _SpillWriter(spill_directory, FINGERPRINTS_SUFFIX)
-                    _, full = self._fingerprint_spill.write(uid, fp)
+                    _, full = self._fingerprint_spill.write(uid, PlacedFingerprint(fp, position))
                     if full is not None:
                         yield beam.pvalue.TaggedOutput(_FINGERPRINTS_SPILLED, full)
                 index.add_fingerprint(fp, config, copy, bands=False)
@@ -892,6 +1023,16 @@ def read_spill_file(path: str) -> Iterator[tuple[str, Document]]:
 # __getstate__/__reduce__ hooks, a tuple stays in C (~3x cheaper each way).
 _DOCUMENT_RECORD = 0
 _FINGERPRINT_RECORD = 1
+_PLACED_FINGERPRINT_RECORD = 2
+
+
+class PlacedFingerprint(NamedTuple):
+    """A fingerprint and the spill position (``file id:index``) of its
+    document, or "" when documents are not spilled: the decisions are sent to
+    the spill file that holds the document, not looked up by uid."""
+
+    fingerprint: Fingerprint
+    position: str
 
 
 def _spill_record(uid: str, record: Any) -> tuple:
@@ -899,22 +1040,36 @@ def _spill_record(uid: str, record: Any) -> tuple:
         return uid, _DOCUMENT_RECORD, document_fields(record)
     if type(record) is Fingerprint:
         return uid, _FINGERPRINT_RECORD, tuple(record)
+    if type(record) is PlacedFingerprint:
+        return uid, _PLACED_FINGERPRINT_RECORD, (tuple(record.fingerprint), record.position)
     raise TypeError(f"cannot spill a {type(record).__name__}")
 
 
 def _spilled_record(values: tuple) -> tuple[str, Any]:
     uid, kind, fields = values
-    return uid, (Document(*fields) if kind == _DOCUMENT_RECORD else Fingerprint._make(fields))
+    if kind == _DOCUMENT_RECORD:
+        return uid, Document(*fields)
+    if kind == _PLACED_FINGERPRINT_RECORD:
+        return uid, PlacedFingerprint(Fingerprint._make(fields[0]), fields[1])
+    return uid, Fingerprint._make(fields)
+
+
+def _copy_place(tag: str) -> tuple[str, int]:
+    """(spill file id, index) of a :func:`copy_tag`."""
+    file_id, index = tag.split("@", 1)[1].split(":")
+    return file_id, int(index)
 
 
 class _BucketCandidatesFn(beam.DoFn):
     """One shard of the packed bucket index -> main: exact edges;
-    ``candidates``: pairs to verify; ``repeated``: ``(uid, (records, copy
-    tag to keep))`` for a record present more than once."""
+    ``candidates``: pairs to verify; ``repeated``: for a record present more
+    than once, ``(uid, (records, copy tag to keep))``, or with ``spilled``
+    one ``(spill file id, (index, (records, kept)))`` per copy."""
 
-    def __init__(self, config: DedupeConfig):
+    def __init__(self, config: DedupeConfig, spilled: bool = False):
         super().__init__()
         self._config = config
+        self._spilled = spilled
 
     def setup(self) -> None:
         self._truncated = _counter("bucket_truncated")
@@ -927,8 +1082,15 @@ class _BucketCandidatesFn(beam.DoFn):
             yield from candidates.exact_edges
             for pair in candidates.pairs:
                 yield beam.pvalue.TaggedOutput(_CANDIDATES, pair)
-            for uid_records in candidates.repeated:
-                yield beam.pvalue.TaggedOutput(_REPEATED, uid_records)
+            if not self._spilled:
+                for uid_records in candidates.repeated:
+                    yield beam.pvalue.TaggedOutput(_REPEATED, uid_records)
+                continue
+            repeated = dict(candidates.repeated)
+            for uid, tag in candidates.copies:
+                records, kept_tag = repeated[uid]
+                file_id, index = _copy_place(tag)
+                yield beam.pvalue.TaggedOutput(_REPEATED, (file_id, (index, (records, tag == kept_tag))))
 
 
 # How a record takes part in dedupe's decisions (bits, OR-ed per uid): an
@@ -951,27 +1113,42 @@ def _either_kind(kinds: Iterable[int]) -> int:
     return combined
 
 
-def _involved_outputs(uid: str, fp: Fingerprint, kinds: int) -> Iterator[Any]:
-    """Main: ``(uid, fingerprint)`` for cluster resolution, without the
+def _involved_outputs(uid: str, placed: PlacedFingerprint, kinds: int) -> Iterator[Any]:
+    """Main: ``(uid, PlacedFingerprint)`` for cluster resolution, without the
     512-byte signature unless the record is in a candidate pair;
     ``signatures``: ``(uid, signature)`` for the records in a candidate pair
     (the only ones verification reads)."""
+    fp = placed.fingerprint
     if kinds & _CANDIDATE_PAIR:
         yield beam.pvalue.TaggedOutput(_SIGNATURES, (uid, fp.signature))
-        yield uid, fp
+        yield uid, placed
     else:
-        yield uid, fp._replace(signature=b"")
+        yield uid, PlacedFingerprint(fp._replace(signature=b""), placed.position)
 
 
 class _ReadInvolvedFingerprintsFn(beam.DoFn):
     """The fingerprints of one spill file whose uid has an edge or a candidate
-    (see :func:`_involved_outputs`)."""
+    (see :func:`_involved_outputs`), looked up a chunk at a time."""
 
-    def process(self, path: str, involved: dict[str, int]) -> Iterator[Any]:
-        for uid, fp in read_spill_file(path):
-            kinds = involved.get(uid)
-            if kinds:
-                yield from _involved_outputs(uid, fp, kinds)
+    _CHUNK = 4096
+
+    def process(self, path: str, involved: PackedUidMap) -> Iterator[Any]:
+        chunk: list[tuple[str, PlacedFingerprint]] = []
+        for record in read_spill_file(path):
+            chunk.append(record)
+            if len(chunk) >= self._CHUNK:
+                yield from self._involved(chunk, involved)
+                chunk = []
+        yield from self._involved(chunk, involved)
+
+    @staticmethod
+    def _involved(chunk: list[tuple[str, PlacedFingerprint]], involved: PackedUidMap) -> Iterator[Any]:
+        if not chunk:
+            return
+        found, kinds = involved.lookup([uid for uid, _ in chunk])
+        for (uid, placed), hit, record_kinds in zip(chunk, found.tolist(), kinds.tolist()):
+            if hit and record_kinds:
+                yield from _involved_outputs(uid, placed, record_kinds)
 
 
 class _InvolvedFingerprintsFn(beam.DoFn):
@@ -984,7 +1161,7 @@ class _InvolvedFingerprintsFn(beam.DoFn):
         kinds = _either_kind(joined["involved"])
         if kinds:
             for fp in joined["fingerprint"]:
-                yield from _involved_outputs(uid, fp, kinds)
+                yield from _involved_outputs(uid, PlacedFingerprint(fp, ""), kinds)
 
 
 def _keyed_by_left(pair: str) -> tuple[str, str]:
@@ -1046,18 +1223,33 @@ class _ComponentsFn(beam.CombineFn):
         return UnionFind(dict(accumulator)).roots()
 
 
-def _fingerprint_by_component(element: tuple[str, Fingerprint],
-                              roots: dict[str, str]) -> Iterator[tuple[str, Fingerprint]]:
+def _fingerprint_by_component(element: tuple[str, PlacedFingerprint],
+                              roots: PackedUidMap) -> Iterator[tuple[str, PlacedFingerprint]]:
     """``(component, fingerprint)``; nothing for a record whose candidate
     pairs all failed verification (it is in no component)."""
-    uid, fp = element
+    uid, placed = element
     root = roots.get(uid)
     if root is not None:
-        yield root, fp
+        yield root, placed
 
 
-def _resolve(element: tuple[str, Iterable[Fingerprint]]) -> list[tuple[str, tuple]]:
-    return resolve_cluster(element[1])
+def _resolve(element: tuple[str, Iterable[PlacedFingerprint]]) -> list[tuple[str, tuple]]:
+    """``(uid, decision)`` of each record of one cluster."""
+    return resolve_cluster(placed.fingerprint for placed in element[1])
+
+
+def _resolve_by_spill_file(element: tuple[str, Iterable[PlacedFingerprint]]) -> Iterator[tuple[str, tuple[int, tuple]]]:
+    """``(spill file id, (index, decision))`` of each record of one cluster:
+    the decisions travel to the file that holds the document."""
+    members = list(element[1])
+    decisions = dict(resolve_cluster(placed.fingerprint for placed in members))
+    for placed in members:
+        file_id, index = placed.position.split(":")
+        yield file_id, (int(index), decisions[placed.fingerprint.uid])
+
+
+def _keyed_by_file_id(path: str) -> tuple[str, str]:
+    return spill_file_id(path), path
 
 
 class _EmitFn(beam.DoFn):
@@ -1099,23 +1291,35 @@ class _EmitCopiesFn(_EmitFn):
         yield from self._emit(docs, decisions.get(uid))
 
 
-class _EmitSpilledFn(_EmitFn):
-    """Every record of one spill file with its decision. A record present
-    more than once is told apart from its copies by its spill position, so
-    no copies need to meet (and no Flatten has to hold the documents)."""
+_PATH = "path"
+_DECISION = "decision"
+_COPY = "copy"
 
-    def process(self, path: str, decisions: dict[str, tuple],
-                repeated: dict[str, tuple[int, str]]) -> Iterator[Any]:
-        file_id = spill_file_id(path)
-        for index, (uid, doc) in enumerate(read_spill_file(path)):
-            decision = decisions.get(uid)
-            copies = repeated.get(uid)
-            if copies is None:
+
+class _EmitSpilledFn(_EmitFn):
+    """Every record of one spill file with the decisions sent to it (by index
+    in the file): only this file's decisions are held, never the whole
+    corpus's. A record present more than once is told apart from its copies
+    by its spill position, so no copies need to meet (and no Flatten has to
+    hold the documents)."""
+
+    def process(self, element: tuple[str, dict[str, list]]) -> Iterator[Any]:  # pylint: disable=arguments-differ
+        file_id, joined = element
+        paths = list(joined[_PATH])
+        decisions = dict(joined[_DECISION])
+        copies = dict(joined[_COPY])
+        if len(paths) != 1:
+            # Decisions come only from records of files whose path was emitted.
+            raise RuntimeError(f"dedupe: spill file {file_id} has {len(paths)} paths "
+                               f"for {len(decisions)} decisions and {len(copies)} copies")
+        for index, (_, doc) in enumerate(read_spill_file(paths[0])):
+            decision = decisions.get(index)
+            copy = copies.get(index)
+            if copy is None:
                 yield from self._emit([doc], decision)
                 continue
-            records, kept_tag = copies
-            tag, record = emit_copy(
-                doc, decision, records, copy_tag(doc, spill_position(file_id, index)) == kept_tag)
+            records, kept = copy
+            tag, record = emit_copy(doc, decision, records, kept)
             yield from self._output(tag, record)
 
 
@@ -1153,7 +1357,8 @@ class DeduplicateArticles(beam.PTransform):
         buckets = (
             signed["bucket_index"]
             | "GroupIndexShards" >> beam.GroupByKey()
-            | "BucketCandidates" >> beam.ParDo(_BucketCandidatesFn(config)).with_outputs(
+            | "BucketCandidates" >> beam.ParDo(
+                _BucketCandidatesFn(config, spilled=self._spill_directory is not None)).with_outputs(
                 _CANDIDATES, _REPEATED, main=_EXACT_EDGES))
         exact_edges = buckets[_EXACT_EDGES] | "DistinctExactEdges" >> beam.Distinct()
         candidates = buckets[_CANDIDATES] | "DistinctCandidates" >> beam.Distinct()
@@ -1170,9 +1375,10 @@ class DeduplicateArticles(beam.PTransform):
                     _SIGNATURES, main=_FINGERPRINTS))
         else:
             # Every fingerprint stays on disk; only those of records with an
-            # edge or a candidate (the side input, a small set) are read back.
-            involved_uids = beam.pvalue.AsDict(
-                involved | "DistinctInvolved" >> beam.CombinePerKey(_either_kind))
+            # edge or a candidate (the side input, ~17 bytes per such record)
+            # are read back.
+            involved_uids = beam.pvalue.AsSingleton(
+                involved | "PackInvolved" >> beam.CombineGlobally(_InvolvedUidsFn()))
             involved_fingerprints = (
                 signed[_FINGERPRINTS_SPILLED]
                 | "SpreadFingerprintFiles" >> beam.Reshuffle()
@@ -1193,30 +1399,33 @@ class DeduplicateArticles(beam.PTransform):
             | "JoinRight" >> beam.CoGroupByKey()
             | "VerifyPairs" >> beam.ParDo(_VerifyPairsFn(config)))
 
-        # The components (one dict, uid -> smallest uid) reach the
-        # fingerprints as a side input: a join would hold every clustered
-        # record's fingerprint once more.
+        # The components (uid -> smallest uid, packed: 32 bytes per clustered
+        # record) reach the fingerprints as a side input: a join would hold
+        # every clustered record's fingerprint once more.
         roots = beam.pvalue.AsSingleton(
             (exact_edges, verified_edges)
             | "FlattenEdges" >> beam.Flatten()
-            | "Components" >> beam.CombineGlobally(_ComponentsFn()))
-        decisions = (
+            | "Components" >> beam.CombineGlobally(_ComponentsFn())
+            | "PackComponents" >> beam.Map(_packed_roots))
+        clusters = (
             member_fingerprints
             | "KeyByComponent" >> beam.FlatMap(_fingerprint_by_component, roots)
-            | "GroupClusters" >> beam.GroupByKey()
-            | "PickCanonical" >> beam.FlatMap(_resolve))
-        decisions_by_uid = beam.pvalue.AsDict(decisions)
-
-        repeated_by_uid = beam.pvalue.AsDict(buckets[_REPEATED])
+            | "GroupClusters" >> beam.GroupByKey())
         if self._spill_directory is not None:
-            # The runner never holds the documents: they stream from the
-            # spill files to the outputs (a Flatten would materialise them).
+            # Each decision (and each copy of a repeated record) goes to the
+            # spill file of its document, so a file is written out knowing
+            # only its own decisions, and the runner never holds the documents:
+            # they stream from the spill files to the outputs.
             emitted = (
-                signed[_SPILLED]
-                | "SpreadSpillFiles" >> beam.Reshuffle()
-                | "Emit" >> beam.ParDo(_EmitSpilledFn(), decisions_by_uid, repeated_by_uid).with_outputs(
-                    DUPLICATES, main=DOCUMENTS))
+                {_PATH: signed[_SPILLED] | "KeySpillFiles" >> beam.Map(_keyed_by_file_id),
+                 _DECISION: clusters | "PickCanonical" >> beam.FlatMap(_resolve_by_spill_file),
+                 _COPY: buckets[_REPEATED]}
+                | "JoinDecisionsToSpillFiles" >> beam.CoGroupByKey()
+                | "Emit" >> beam.ParDo(_EmitSpilledFn()).with_outputs(DUPLICATES, main=DOCUMENTS))
             return {DOCUMENTS: emitted[DOCUMENTS], DUPLICATES: emitted[DUPLICATES]}
+
+        decisions_by_uid = beam.pvalue.AsDict(clusters | "PickCanonical" >> beam.FlatMap(_resolve))
+        repeated_by_uid = beam.pvalue.AsDict(buckets[_REPEATED])
         emitted = signed[_KEYED_DOCUMENTS] | "Emit" >> beam.ParDo(
             _EmitFn(), decisions_by_uid, repeated_by_uid).with_outputs(
                 DUPLICATES, _COPIES, main=DOCUMENTS)
