@@ -510,10 +510,24 @@ def test_copy_rank_orders_copies_by_content_only():
     assert copy_tag(record, "f:1").startswith(copy_rank(record) + "@")
 
 
-def test_composite_on_empty_input():
+@pytest.mark.parametrize("spill", [False, True], ids=["in-memory", "spilled"])
+def test_composite_on_empty_input(tmp_path, spill):
     with TestPipeline() as pipeline:
-        outputs = pipeline | beam.Create([], reshuffle=False).with_output_types(Document) | DeduplicateArticles()
+        outputs = pipeline | beam.Create([], reshuffle=False).with_output_types(Document) | DeduplicateArticles(
+            spill_directory=str(tmp_path / "spill") if spill else None)
         assert_that(outputs[DOCUMENTS], equal_to([]), label="CheckNoDocuments")
+        assert_that(outputs[DUPLICATES], equal_to([]), label="CheckNoDuplicates")
+
+
+@pytest.mark.parametrize("spill", [False, True], ids=["in-memory", "spilled"])
+def test_composite_without_any_copy_keeps_everything(tmp_path, spill):
+    # No edge and no candidate: the packed side inputs are their empty defaults.
+    docs = [doc("flood", FLOOD_TEXT), doc("match", MATCH_TEXT, title="Cup Final"), doc("empty", " ")]
+    with TestPipeline() as pipeline:
+        outputs = pipeline | beam.Create(docs, reshuffle=False) | DeduplicateArticles(
+            spill_directory=str(tmp_path / "spill") if spill else None)
+        assert_that(outputs[DOCUMENTS] | beam.Map(operator.attrgetter("id", "duplicates")),
+                    equal_to([("flood", 0), ("match", 0), ("empty", 0)]), label="CheckKept")
         assert_that(outputs[DUPLICATES], equal_to([]), label="CheckNoDuplicates")
 
 
@@ -866,3 +880,69 @@ def test_emit_spilled_fn_applies_only_its_files_decisions(tmp_path):
     # Decisions for a file whose path never arrived are a bug, not data to drop.
     with pytest.raises(RuntimeError, match="0 paths"):
         list(emit.process((file_id, {"path": [], "decision": joined["decision"], "copy": []})))
+
+
+def test_packed_cluster_member_round_trips():
+    config = DedupeConfig()
+    odd = Document(id="id-\ud800-lone", text=MATCH_TEXT, title=None, source="src\x00", published="not a date")
+    dated = doc("dated", FLOOD_TEXT, title="Flood", published="2017-07-16T15:18:15+02:00")
+    for document in (odd, dated):
+        fp = fingerprint(document, config)
+        for position in ("", "ab" * 16 + ":0", "00" * 16 + ":4294967295"):
+            placed = dedupe_module.PlacedFingerprint(fp, position)
+            assert dedupe_module._unpack_member(dedupe_module._pack_member(placed)) == placed
+            slim = dedupe_module._unpack_member(dedupe_module._pack_member(placed, with_signature=False))
+            assert slim == dedupe_module.PlacedFingerprint(fp._replace(signature=b""), position)
+    assert fingerprint(odd, config).headline_hash is None
+
+
+def _union_find_roots(edges: list[str]) -> dict[str, str]:
+    union = UnionFind()
+    for edge in edges:
+        union.union(*edge.split(" "))
+    return union.roots()
+
+
+def _random_graph(seed: int, nodes: int, edges: int) -> list[str]:
+    rng = random.Random(seed)
+    uids = _random_uids(nodes, seed=seed)
+    graph = []
+    for _ in range(edges):
+        a, b = rng.sample(uids, 2)
+        graph.append(f"{min(a, b)} {max(a, b)}")
+    return graph
+
+
+@pytest.mark.parametrize("seed,nodes,edges", [(0, 10, 4), (1, 200, 150), (2, 200, 400), (3, 1000, 990)])
+def test_connected_components_equal_union_find(seed, nodes, edges):
+    graph = _random_graph(seed, nodes, edges)
+    packed = dedupe_module.connected_components(dedupe_module._edge_array(graph))
+    expected = _union_find_roots(graph)
+    assert len(packed) == len(expected)
+    assert {uid: packed.get(uid) for uid in expected} == expected
+
+
+def test_connected_components_of_a_long_chain_in_adversarial_order():
+    # A path whose uids alternate high and low ends: many hook rounds.
+    uids = sorted(_random_uids(301, seed=7))
+    order = [uids[i // 2] if i % 2 == 0 else uids[-1 - i // 2] for i in range(len(uids))]
+    chain = [f"{min(a, b)} {max(a, b)}" for a, b in zip(order, order[1:])]
+    random.Random(8).shuffle(chain)
+    packed = dedupe_module.connected_components(dedupe_module._edge_array(chain))
+    assert {uid: packed.get(uid) for uid in uids} == {uid: uids[0] for uid in uids}
+
+
+def test_components_combine_fn_across_pickled_accumulators(monkeypatch):
+    monkeypatch.setattr(dedupe_module._ComponentsFn, "_PACK_EVERY", 5)
+    graph = _random_graph(11, 120, 100)
+    combine = dedupe_module._ComponentsFn()
+    accumulators = []
+    for start in range(0, len(graph), 17):
+        accumulator = combine.create_accumulator()
+        for edge in graph[start:start + 17]:
+            accumulator = combine.add_input(accumulator, edge)
+        accumulators.append(pickle.loads(pickle.dumps(accumulator)))
+    packed = combine.extract_output(combine.merge_accumulators([combine.create_accumulator(), *accumulators]))
+    expected = _union_find_roots(graph)
+    assert {uid: packed.get(uid) for uid in expected} == expected and len(packed) == len(expected)
+    assert len(combine.extract_output(combine.create_accumulator())) == 0

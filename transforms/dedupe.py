@@ -52,20 +52,23 @@ hold the documents):
    occur more than once and :func:`bucket_candidates` turns each into exact
    edges (same normalised body) and candidate pairs (same headline or LSH
    band) -> ``Distinct``.
-3. Only fingerprints of records with an edge or a candidate go on: with a
-   spill directory, each fingerprint file is read back and filtered by a
-   :class:`PackedUidMap` of the edge endpoints (a side input of ~17 bytes
-   per such record); without one, by a ``CoGroupByKey`` with the endpoints.
-   Each candidate pair meets its two signatures by uid (two
+3. Each candidate pair meets its two signatures by uid (two
    ``CoGroupByKey`` s) and is kept when their similarity reaches the
-   threshold.
+   threshold. With a spill directory the signatures are read back from the
+   fingerprint files, filtered by a :class:`PackedUidMap` of the candidate
+   pairs' uids (a side input of ~17 bytes per such record); without one,
+   the fingerprints of records with an edge or a candidate are found with a
+   ``CoGroupByKey`` with the edge endpoints.
 4. Connected components of the edges with a union-find ``CombineFn`` (only
    uids of documents that have a copy; the smallest uid labels a component,
    so the result does not depend on order). This is the one global step; it
-   holds ~2 short strings per duplicated document.
-5. Key fingerprints by their component (the components reach them as a
-   packed side input, 32 bytes per clustered record), ``GroupByKey`` by
-   component, pick the canonical copy, classify the others.
+   holds ~2 short strings per duplicated document, and its result is packed
+   (32 bytes per clustered record).
+5. Key the fingerprints of clustered records by their component (with a
+   spill directory, by reading the fingerprint files a second time, so the
+   runner never holds them all), ``GroupByKey`` by component (~150 bytes per
+   member, the signature only for records in a candidate pair), pick the
+   canonical copy, classify the others.
 6. With a spill directory, each decision is keyed by the spill file that
    holds its document (a fingerprint carries its document's spill
    position), joined to that file's path (``CoGroupByKey``), and the step
@@ -754,6 +757,11 @@ def _packed_roots(roots: dict[str, str]) -> PackedUidMap:
     return PackedUidMap.from_pairs(uids, [bytes.fromhex(roots[uid]) for uid in uids], f"S{_UID_BYTES}")
 
 
+# What a packed side input is when nothing was combined (no candidates, no edges).
+EMPTY_UID_MAP = PackedUidMap(np.empty(0, dtype=f"S{_UID_BYTES}"), np.empty(0, dtype="u1"))
+EMPTY_ROOTS = PackedUidMap(np.empty(0, dtype=f"S{_UID_BYTES}"), np.empty(0, dtype=f"S{_UID_BYTES}"))
+
+
 _FINGERPRINTS = "fingerprints"
 _KEYED_DOCUMENTS = "keyed_documents"
 _EXACT_EDGES = "exact_edges"
@@ -1126,29 +1134,50 @@ def _involved_outputs(uid: str, placed: PlacedFingerprint, kinds: int) -> Iterat
         yield uid, PlacedFingerprint(fp._replace(signature=b""), placed.position)
 
 
-class _ReadInvolvedFingerprintsFn(beam.DoFn):
-    """The fingerprints of one spill file whose uid has an edge or a candidate
-    (see :func:`_involved_outputs`), looked up a chunk at a time."""
+def _read_in_chunks(path: str, size: int = 4096) -> Iterator[list[tuple[str, PlacedFingerprint]]]:
+    """The records of a fingerprint spill file, ``size`` at a time (one
+    side-input lookup per chunk)."""
+    chunk: list[tuple[str, PlacedFingerprint]] = []
+    for record in read_spill_file(path):
+        chunk.append(record)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
-    _CHUNK = 4096
 
-    def process(self, path: str, involved: PackedUidMap) -> Iterator[Any]:
-        chunk: list[tuple[str, PlacedFingerprint]] = []
-        for record in read_spill_file(path):
-            chunk.append(record)
-            if len(chunk) >= self._CHUNK:
-                yield from self._involved(chunk, involved)
-                chunk = []
-        yield from self._involved(chunk, involved)
+def _fixed_hex(value: bytes, size: int = _UID_BYTES) -> str:
+    # numpy drops trailing NULs of fixed-width bytes
+    return value.ljust(size, b"\x00").hex()
 
-    @staticmethod
-    def _involved(chunk: list[tuple[str, PlacedFingerprint]], involved: PackedUidMap) -> Iterator[Any]:
-        if not chunk:
-            return
-        found, kinds = involved.lookup([uid for uid, _ in chunk])
-        for (uid, placed), hit, record_kinds in zip(chunk, found.tolist(), kinds.tolist()):
-            if hit and record_kinds:
-                yield from _involved_outputs(uid, placed, record_kinds)
+
+class _ReadCandidateSignaturesFn(beam.DoFn):
+    """``(uid, signature)`` of the records of one fingerprint spill file that
+    are in a candidate pair (``candidates``: their packed uids)."""
+
+    def process(self, path: str, candidates: PackedUidMap) -> Iterator[tuple[str, bytes]]:
+        for chunk in _read_in_chunks(path):
+            found, _ = candidates.lookup([uid for uid, _ in chunk])
+            for (uid, placed), hit in zip(chunk, found.tolist()):
+                if hit:
+                    yield uid, placed.fingerprint.signature
+
+
+class _ReadClusterMembersFn(beam.DoFn):
+    """``(component, packed member)`` of the records of one fingerprint spill
+    file that are in a component, with the signature only for records in a
+    candidate pair (see :func:`_resolve`)."""
+
+    def process(self, path: str, roots: PackedUidMap, candidates: PackedUidMap) -> Iterator[tuple[str, bytes]]:
+        for chunk in _read_in_chunks(path):
+            uids = [uid for uid, _ in chunk]
+            in_component, components = roots.lookup(uids)
+            in_pair, _ = candidates.lookup(uids)
+            for (_, placed), member, paired, root in zip(
+                    chunk, in_component.tolist(), in_pair.tolist(), components.tolist()):
+                if member:
+                    yield _fixed_hex(root), _pack_member(placed, with_signature=paired)
 
 
 class _InvolvedFingerprintsFn(beam.DoFn):
@@ -1201,47 +1230,117 @@ class _VerifyPairsFn(beam.DoFn):
                 self._rejected.inc()
 
 
+def _edge_array(edges: Sequence[str]) -> np.ndarray:
+    """Edges ``"uidA uidB"`` as 16-byte keys, the two ends of each edge side by side."""
+    return _uid_array([uid for edge in edges for uid in edge.split(" ")])
+
+
+def connected_components(ends: np.ndarray) -> PackedUidMap:
+    """``uid -> smallest uid of its component`` of the graph whose edges are
+    the pairs ``ends[0::2], ends[1::2]`` (16-byte keys), as
+    :class:`UnionFind` gives it, computed on arrays (~32 bytes per edge
+    instead of a dict of str per node): every root hooks under the smallest
+    root it shares an edge with, then every node points straight to its
+    root, until no edge joins two roots. Pointers only go to smaller nodes,
+    so a root is the smallest node of its component."""
+    if not len(ends):
+        return EMPTY_ROOTS
+    nodes = np.unique(ends)
+    left = np.searchsorted(nodes, ends[0::2])
+    right = np.searchsorted(nodes, ends[1::2])
+    parent = np.arange(len(nodes), dtype=np.int64)
+    while True:
+        left_root, right_root = parent[left], parent[right]
+        apart = left_root != right_root
+        if not apart.any():
+            break
+        left_root, right_root = left_root[apart], right_root[apart]
+        np.minimum.at(parent, np.maximum(left_root, right_root), np.minimum(left_root, right_root))
+        while True:
+            grandparent = parent[parent]
+            if np.array_equal(grandparent, parent):
+                break
+            parent = grandparent
+    return PackedUidMap(nodes, nodes[parent])
+
+
 class _ComponentsFn(beam.CombineFn):
-    """Union-find over edges; outputs ``{uid: smallest uid of its component}``."""
+    """Connected components of the edges (see :func:`connected_components`):
+    a :class:`PackedUidMap` uid -> smallest uid of its component. Edges are
+    packed every ``_PACK_EVERY`` inputs; a dict of str would take ~6x the
+    memory in the one worker that merges them all, and the result is read by
+    every worker."""
 
-    def create_accumulator(self) -> dict[str, str]:
-        return {}
+    _PACK_EVERY = 65536
 
-    def add_input(self, accumulator: dict[str, str], edge: str) -> dict[str, str]:
-        a, b = edge.split(" ")
-        UnionFind(accumulator).union(a, b)
+    def create_accumulator(self) -> list:
+        return [[], None]  # pending edges, packed ends so far
+
+    def _packed(self, accumulator: list) -> np.ndarray | None:
+        pending, packed = accumulator
+        if pending:
+            new = _edge_array(pending)
+            packed = new if packed is None else np.concatenate((packed, new))
+            accumulator[:] = [[], packed]
+        return packed
+
+    def add_input(self, accumulator: list, edge: str) -> list:
+        accumulator[0].append(edge)
+        if len(accumulator[0]) >= self._PACK_EVERY:
+            self._packed(accumulator)
         return accumulator
 
-    def merge_accumulators(self, accumulators: Iterable[dict[str, str]]) -> dict[str, str]:
-        accumulators = iter(accumulators)
-        merged = UnionFind(dict(next(accumulators, {})))
-        for other in accumulators:
-            merged.merge(UnionFind(other))
-        return merged.parent
+    def merge_accumulators(self, accumulators: Iterable[list]) -> list:
+        parts = [packed for packed in (self._packed(accumulator) for accumulator in accumulators)
+                 if packed is not None]
+        return [[], np.concatenate(parts) if parts else None]
 
-    def extract_output(self, accumulator: dict[str, str]) -> dict[str, str]:
-        return UnionFind(dict(accumulator)).roots()
+    def extract_output(self, accumulator: list) -> PackedUidMap:
+        packed = self._packed(accumulator)
+        return connected_components(packed if packed is not None else np.empty(0, dtype=f"S{_UID_BYTES}"))
+
+
+def _pack_member(placed: PlacedFingerprint, with_signature: bool = True) -> bytes:
+    """A cluster member as the runner holds it until its cluster is resolved:
+    one byte string (~150 bytes; the hex hashes as raw bytes), not a
+    pickled NamedTuple (~330). Without its signature unless asked."""
+    fp = placed.fingerprint
+    file_id, _, index = placed.position.partition(":")
+    return pickle.dumps((
+        bytes.fromhex(fp.uid), fp.id, fp.source, fp.published_key, fp.body_length, bytes.fromhex(fp.body_hash),
+        None if fp.headline_hash is None else bytes.fromhex(fp.headline_hash),
+        fp.signature if with_signature else b"", fp.near, bytes.fromhex(file_id), int(index) if index else -1),
+        protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _unpack_member(packed: bytes) -> PlacedFingerprint:
+    uid, id_, source, published_key, body_length, body_hash, headline_hash, signature, near, file_id, index = \
+        pickle.loads(packed)
+    return PlacedFingerprint(
+        Fingerprint(uid.hex(), id_, source, tuple(published_key), body_length, body_hash.hex(),
+                    None if headline_hash is None else headline_hash.hex(), signature, near),
+        spill_position(file_id.hex(), index) if index >= 0 else "")
 
 
 def _fingerprint_by_component(element: tuple[str, PlacedFingerprint],
-                              roots: PackedUidMap) -> Iterator[tuple[str, PlacedFingerprint]]:
-    """``(component, fingerprint)``; nothing for a record whose candidate
+                              roots: PackedUidMap) -> Iterator[tuple[str, bytes]]:
+    """``(component, packed member)``; nothing for a record whose candidate
     pairs all failed verification (it is in no component)."""
     uid, placed = element
     root = roots.get(uid)
     if root is not None:
-        yield root, placed
+        yield root, _pack_member(placed)
 
 
-def _resolve(element: tuple[str, Iterable[PlacedFingerprint]]) -> list[tuple[str, tuple]]:
+def _resolve(element: tuple[str, Iterable[bytes]]) -> list[tuple[str, tuple]]:
     """``(uid, decision)`` of each record of one cluster."""
-    return resolve_cluster(placed.fingerprint for placed in element[1])
+    return resolve_cluster(_unpack_member(packed).fingerprint for packed in element[1])
 
 
-def _resolve_by_spill_file(element: tuple[str, Iterable[PlacedFingerprint]]) -> Iterator[tuple[str, tuple[int, tuple]]]:
+def _resolve_by_spill_file(element: tuple[str, Iterable[bytes]]) -> Iterator[tuple[str, tuple[int, tuple]]]:
     """``(spill file id, (index, decision))`` of each record of one cluster:
     the decisions travel to the file that holds the document."""
-    members = list(element[1])
+    members = [_unpack_member(packed) for packed in element[1]]
     decisions = dict(resolve_cluster(placed.fingerprint for placed in members))
     for placed in members:
         file_id, index = placed.position.split(":")
@@ -1349,6 +1448,7 @@ class DeduplicateArticles(beam.PTransform):
 
     def expand(self, documents):
         config = self._config
+        spilled = self._spill_directory is not None
         signed = (
             documents
             | "Fingerprint" >> beam.ParDo(_FingerprintFn(config, self._spill_directory)).with_outputs(
@@ -1357,38 +1457,42 @@ class DeduplicateArticles(beam.PTransform):
         buckets = (
             signed["bucket_index"]
             | "GroupIndexShards" >> beam.GroupByKey()
-            | "BucketCandidates" >> beam.ParDo(
-                _BucketCandidatesFn(config, spilled=self._spill_directory is not None)).with_outputs(
+            | "BucketCandidates" >> beam.ParDo(_BucketCandidatesFn(config, spilled=spilled)).with_outputs(
                 _CANDIDATES, _REPEATED, main=_EXACT_EDGES))
         exact_edges = buckets[_EXACT_EDGES] | "DistinctExactEdges" >> beam.Distinct()
         candidates = buckets[_CANDIDATES] | "DistinctCandidates" >> beam.Distinct()
+        candidate_endpoints = candidates | "CandidateEndpoints" >> beam.FlatMap(_edge_endpoints, _CANDIDATE_PAIR)
 
-        involved = (
-            (exact_edges | "ExactEdgeEndpoints" >> beam.FlatMap(_edge_endpoints, _EXACT_EDGE),
-             candidates | "CandidateEndpoints" >> beam.FlatMap(_edge_endpoints, _CANDIDATE_PAIR))
-            | "FlattenEndpoints" >> beam.Flatten())
-        if self._spill_directory is None:
+        if spilled:
+            # Every fingerprint stays on disk and is read twice: first for
+            # the signatures of the records in a candidate pair (the side
+            # input: ~17 bytes per such record), then, once the components
+            # are known, for the records in a cluster. The runner holds
+            # neither the fingerprints nor a map of the involved records.
+            fingerprint_files = signed[_FINGERPRINTS_SPILLED] | "SpreadFingerprintFiles" >> beam.Reshuffle()
+            # Without defaults: CombineGlobally would pass its result through
+            # one more side input to replace an empty result.
+            candidate_uids = beam.pvalue.AsSingleton(
+                candidate_endpoints
+                | "PackCandidateUids" >> beam.CombineGlobally(_InvolvedUidsFn()).without_defaults(),
+                default_value=EMPTY_UID_MAP)
+            signatures = fingerprint_files | "ReadCandidateSignatures" >> beam.ParDo(
+                _ReadCandidateSignaturesFn(), candidate_uids)
+        else:
+            involved = (
+                (exact_edges | "ExactEdgeEndpoints" >> beam.FlatMap(_edge_endpoints, _EXACT_EDGE),
+                 candidate_endpoints)
+                | "FlattenEndpoints" >> beam.Flatten())
             involved_fingerprints = (
                 {"fingerprint": signed[_FINGERPRINTS], "involved": involved}
                 | "JoinInvolved" >> beam.CoGroupByKey()
                 | "InvolvedFingerprints" >> beam.ParDo(_InvolvedFingerprintsFn()).with_outputs(
                     _SIGNATURES, main=_FINGERPRINTS))
-        else:
-            # Every fingerprint stays on disk; only those of records with an
-            # edge or a candidate (the side input, ~17 bytes per such record)
-            # are read back.
-            involved_uids = beam.pvalue.AsSingleton(
-                involved | "PackInvolved" >> beam.CombineGlobally(_InvolvedUidsFn()))
-            involved_fingerprints = (
-                signed[_FINGERPRINTS_SPILLED]
-                | "SpreadFingerprintFiles" >> beam.Reshuffle()
-                | "InvolvedFingerprints" >> beam.ParDo(
-                    _ReadInvolvedFingerprintsFn(), involved_uids).with_outputs(_SIGNATURES, main=_FINGERPRINTS))
+            signatures = involved_fingerprints[_SIGNATURES]
+
         # Verification joins only the signatures of records in a candidate
         # pair; most clustered records are joined by exact-body edges only,
         # and their fingerprints meet once, without signature, to resolve.
-        member_fingerprints = involved_fingerprints[_FINGERPRINTS]
-        signatures = involved_fingerprints[_SIGNATURES]
         left_signatures = (
             {"signature": signatures,
              "right": candidates | "KeyByLeft" >> beam.Map(_keyed_by_left)}
@@ -1405,13 +1509,16 @@ class DeduplicateArticles(beam.PTransform):
         roots = beam.pvalue.AsSingleton(
             (exact_edges, verified_edges)
             | "FlattenEdges" >> beam.Flatten()
-            | "Components" >> beam.CombineGlobally(_ComponentsFn())
-            | "PackComponents" >> beam.Map(_packed_roots))
-        clusters = (
-            member_fingerprints
-            | "KeyByComponent" >> beam.FlatMap(_fingerprint_by_component, roots)
-            | "GroupClusters" >> beam.GroupByKey())
-        if self._spill_directory is not None:
+            | "Components" >> beam.CombineGlobally(_ComponentsFn()).without_defaults(),
+            default_value=EMPTY_ROOTS)
+        if spilled:
+            members = fingerprint_files | "ReadClusterMembers" >> beam.ParDo(
+                _ReadClusterMembersFn(), roots, candidate_uids)
+        else:
+            members = involved_fingerprints[_FINGERPRINTS] | "KeyByComponent" >> beam.FlatMap(
+                _fingerprint_by_component, roots)
+        clusters = members | "GroupClusters" >> beam.GroupByKey()
+        if spilled:
             # Each decision (and each copy of a repeated record) goes to the
             # spill file of its document, so a file is written out knowing
             # only its own decisions, and the runner never holds the documents:
