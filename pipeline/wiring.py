@@ -228,6 +228,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: RunConfig) -> dict[str, beam
         deduped = documents | "DeduplicateArticles" >> DeduplicateArticles(
             dedupe_config(config), spill_directory=spill_directory(config))
         documents, duplicates = deduped[DOCUMENTS], deduped[DUPLICATES]
+        dead_letters.append(deduped[DEAD_LETTER])
     else:
         duplicates = pipeline | "NoDuplicates" >> beam.Create([])
 

@@ -22,6 +22,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.utils.windowed_value import WindowedValue
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -946,3 +947,53 @@ def test_components_combine_fn_across_pickled_accumulators(monkeypatch):
     expected = _union_find_roots(graph)
     assert {uid: packed.get(uid) for uid in expected} == expected and len(packed) == len(expected)
     assert len(combine.extract_output(combine.create_accumulator())) == 0
+
+
+def _failing_normalize_body(monkeypatch):
+    """normalize_body raising on one marked text (a stand-in for a bug that
+    hostile input could trigger)."""
+    real = dedupe_module.normalize_body
+
+    def normalize(text):
+        if "FINGERPRINT-FAILS" in text:
+            raise ValueError("cannot normalise this body")
+        return real(text)
+
+    monkeypatch.setattr(dedupe_module, "normalize_body", normalize)
+
+
+def test_fingerprint_fn_sends_a_failing_document_to_the_dead_letter(monkeypatch):
+    _failing_normalize_body(monkeypatch)
+    bad = dataclasses.replace(doc("bad", "FINGERPRINT-FAILS " + FLOOD_TEXT), original=b'{"id": "bad"}')
+    docs = [doc("one", FLOOD_TEXT), bad, doc("two", MATCH_TEXT)]
+    fn = dedupe_module._FingerprintFn(DedupeConfig())
+    fn.setup()
+    fn.start_bundle()
+    outputs = [output for d in docs for output in fn.process(d)]
+    outputs += list(fn.finish_bundle())  # the batch is flushed here, as WindowedValues
+    tagged = collections.defaultdict(list)
+    for output in outputs:
+        if isinstance(output, beam.pvalue.TaggedOutput):
+            value = output.value
+            tagged[output.tag].append(value.value if isinstance(value, WindowedValue) else value)
+    [dead] = tagged[dedupe_module.DEAD_LETTER]
+    assert (dead.id, dead.stage, dead.reason, dead.original) == ("bad", STAGE, "stage_error", b'{"id": "bad"}')
+    assert "cannot normalise this body" in dead.error
+    assert sorted(d.id for _, d in tagged[dedupe_module._KEYED_DOCUMENTS]) == ["one", "two"]
+    assert sorted(fp.id for _, fp in tagged[dedupe_module._FINGERPRINTS]) == ["one", "two"]
+
+
+@pytest.mark.parametrize("spill", [False, True], ids=["in-memory", "spilled"])
+def test_composite_dead_letters_a_document_it_cannot_fingerprint(tmp_path, monkeypatch, spill):
+    _failing_normalize_body(monkeypatch)
+    bad = doc("bad", "FINGERPRINT-FAILS " + FLOOD_TEXT)
+    docs = [doc("a", FLOOD_TEXT, published="2017-01-01"), doc("b", FLOOD_TEXT, published="2017-01-02"), bad]
+    with TestPipeline() as pipeline:
+        outputs = pipeline | beam.Create(docs, reshuffle=False) | DeduplicateArticles(
+            spill_directory=str(tmp_path / "spill") if spill else None)
+        assert_that(outputs[DOCUMENTS] | beam.Map(operator.attrgetter("id", "duplicates")),
+                    equal_to([("a", 1)]), label="CheckKept")
+        assert_that(outputs[DUPLICATES] | beam.Map(operator.itemgetter("id", "duplicate_of")),
+                    equal_to([("b", "a")]), label="CheckDuplicates")
+        assert_that(outputs[dedupe_module.DEAD_LETTER] | beam.Map(operator.attrgetter("id", "reason")),
+                    equal_to([("bad", "stage_error")]), label="CheckDeadLetter")

@@ -101,7 +101,7 @@ derived from the threshold (25 x 5 for 0.5). Bodies with fewer than
 ``min_tokens`` words only take part in exact matching.
 
 Counters (namespace ``newswash``): ``dedupe.documents_in``,
-``dedupe.canonical``, ``dedupe.duplicates.<reason>``, ``dedupe.no_text``
+``dedupe.canonical``, ``dedupe.duplicates.<reason>``, ``dedupe.dead_letter``, ``dedupe.no_text``
 (empty normalised body: never a duplicate), ``dedupe.bucket_truncated``
 (a bucket had more than ``max_bucket_size`` distinct bodies).
 """
@@ -142,7 +142,7 @@ from transforms._dedupe_minhash import (
     signature_similarity,
 )
 from transforms.document import Document, document_fields
-from transforms.stage import DOCUMENTS, METRICS_NAMESPACE
+from transforms.stage import DEAD_LETTER, DOCUMENTS, METRICS_NAMESPACE, stage_error
 
 __all__ = [
     "STAGE",
@@ -793,7 +793,9 @@ class _FingerprintFn(beam.DoFn):
     """Document -> main: ``(shard, blob)`` packed bucket entries (see "The
     packed bucket index"); ``fingerprints``: ``(uid, Fingerprint)``; and the
     document itself, as ``(uid, doc)`` on ``keyed_documents`` or, with a spill
-    directory, into a spill file whose path goes to ``spilled``.
+    directory, into a spill file whose path goes to ``spilled``. A document
+    whose fingerprint raises goes to ``dead_letter`` with its original
+    record and takes no part in dedupe.
 
     Dedupe decides over the whole corpus, in the global window, so buffered
     documents' outputs are emitted in the global window.
@@ -809,6 +811,7 @@ class _FingerprintFn(beam.DoFn):
     def setup(self) -> None:
         self._documents_in = _counter("documents_in")
         self._no_text = _counter("no_text")
+        self._dead_letter = _counter("dead_letter")
         permutations(self._config.num_perm, self._config.seed)  # warm the cache
 
     def start_bundle(self) -> None:
@@ -827,9 +830,29 @@ class _FingerprintFn(beam.DoFn):
         return self._index_spill.write(blobs)
 
     def process(self, doc: Document) -> Iterator[Any]:
-        self._batch.append(doc.without_transients())
+        # With its original record until fingerprinted, for the dead letter.
+        self._batch.append(doc)
         if len(self._batch) >= FINGERPRINT_BATCH:
             yield from self._fingerprint_batch()
+
+    def _fingerprints(self, batch: list[Document]) -> Iterator[Any]:
+        """``(doc, fingerprint or None)`` of each document that could be
+        fingerprinted; a dead letter for each one that raised (the batch is
+        then fingerprinted one document at a time to find it)."""
+        stripped = [doc.without_transients() for doc in batch]
+        try:
+            yield from zip(stripped, fingerprints(stripped, self._config))
+            return
+        except Exception:  # pylint: disable=broad-except
+            pass
+        for original, doc in zip(batch, stripped):
+            try:
+                fp = fingerprint(doc, self._config)
+            except Exception as error:  # pylint: disable=broad-except
+                self._dead_letter.inc()
+                yield beam.pvalue.TaggedOutput(DEAD_LETTER, stage_error(original, STAGE, error))
+                continue
+            yield doc, fp
 
     def _fingerprint_batch(self) -> Iterator[Any]:
         batch, self._batch = self._batch, []
@@ -839,7 +862,14 @@ class _FingerprintFn(beam.DoFn):
         config = self._config
         index = self._index
         spill_directory = self._spill_directory
-        batch_fingerprints = fingerprints(batch, config)
+        fingerprinted = []
+        for result in self._fingerprints(batch):
+            if isinstance(result, beam.pvalue.TaggedOutput):
+                yield result
+            else:
+                fingerprinted.append(result)
+        batch = [doc for doc, _ in fingerprinted]
+        batch_fingerprints = [fp for _, fp in fingerprinted]
         # The LSH band entries of the whole batch at once (one hash call).
         index.add_band_entries([fp for fp in batch_fingerprints if fp is not None], config)
         for doc, fp in zip(batch, batch_fingerprints):
@@ -1427,9 +1457,11 @@ class DeduplicateArticles(beam.PTransform):
 
     Input: ``Document``. Output: a dict with ``DOCUMENTS`` (the kept
     ``Document`` s, each with ``duplicates = N`` and the ``dedupe`` stage
-    recorded) and ``DUPLICATES`` (one dict per folded copy: ``id``,
+    recorded), ``DUPLICATES`` (one dict per folded copy: ``id``,
     ``source``, ``duplicate_of``, ``duplicate_of_source``, ``reason``,
-    ``similarity``). Counters: see the module docstring.
+    ``similarity``) and ``DEAD_LETTER`` (a ``DeadLetter``, reason
+    ``stage_error``, for a document whose fingerprint raised; it is in
+    neither of the others). Counters: see the module docstring.
 
     ``spill_directory`` (any Beam file system path every worker can reach,
     e.g. ``gs://bucket/tmp/dedupe``): where the documents, their
@@ -1452,7 +1484,8 @@ class DeduplicateArticles(beam.PTransform):
         signed = (
             documents
             | "Fingerprint" >> beam.ParDo(_FingerprintFn(config, self._spill_directory)).with_outputs(
-                _KEYED_DOCUMENTS, _SPILLED, _FINGERPRINTS, _FINGERPRINTS_SPILLED, main="bucket_index")
+                _KEYED_DOCUMENTS, _SPILLED, _FINGERPRINTS, _FINGERPRINTS_SPILLED, DEAD_LETTER,
+                main="bucket_index")
             .with_output_types(typehints.Tuple[int, bytes]))
         buckets = (
             signed["bucket_index"]
@@ -1529,7 +1562,8 @@ class DeduplicateArticles(beam.PTransform):
                  _COPY: buckets[_REPEATED]}
                 | "JoinDecisionsToSpillFiles" >> beam.CoGroupByKey()
                 | "Emit" >> beam.ParDo(_EmitSpilledFn()).with_outputs(DUPLICATES, main=DOCUMENTS))
-            return {DOCUMENTS: emitted[DOCUMENTS], DUPLICATES: emitted[DUPLICATES]}
+            return {DOCUMENTS: emitted[DOCUMENTS], DUPLICATES: emitted[DUPLICATES],
+                    DEAD_LETTER: signed[DEAD_LETTER]}
 
         decisions_by_uid = beam.pvalue.AsDict(clusters | "PickCanonical" >> beam.FlatMap(_resolve))
         repeated_by_uid = beam.pvalue.AsDict(buckets[_REPEATED])
@@ -1544,4 +1578,5 @@ class DeduplicateArticles(beam.PTransform):
         return {
             DOCUMENTS: (emitted[DOCUMENTS], copies[DOCUMENTS]) | "FlattenKept" >> beam.Flatten(),
             DUPLICATES: (emitted[DUPLICATES], copies[DUPLICATES]) | "FlattenDuplicates" >> beam.Flatten(),
+            DEAD_LETTER: signed[DEAD_LETTER],
         }
