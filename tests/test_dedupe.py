@@ -788,10 +788,27 @@ def _random_uids(count: int, seed: int) -> list[str]:
     return [*uids, "ab" + "00" * 15, "00" * 16, "ff" * 15 + "00"]
 
 
+def _packed_roots(roots: dict[str, str]):
+    uids = list(roots)
+    return dedupe_module.PackedUidMap.from_pairs(uids, [bytes.fromhex(roots[uid]) for uid in uids], "S16")
+
+
+def _combine_in_pickled_parts(combine, inputs, part_size):
+    """``combine`` over ``inputs`` as the runner does it: one accumulator per
+    part, each pickled (moved between workers), merged with an empty one."""
+    accumulators = [combine.create_accumulator()]
+    for start in range(0, len(inputs), part_size):
+        accumulator = combine.create_accumulator()
+        for element in inputs[start:start + part_size]:
+            accumulator = combine.add_input(accumulator, element)
+        accumulators.append(pickle.loads(pickle.dumps(accumulator)))
+    return combine.extract_output(combine.merge_accumulators(accumulators))
+
+
 def test_packed_uid_map_answers_like_a_dict():
     uids = _random_uids(500, seed=1)
     roots = {uid: uids[(number * 7) % len(uids)] for number, uid in enumerate(uids)}
-    packed = dedupe_module._packed_roots(roots)
+    packed = _packed_roots(roots)
     assert len(packed) == len(roots)
     assert {uid: packed.get(uid) for uid in uids} == roots
     absent = _random_uids(50, seed=2)[:50]
@@ -800,7 +817,7 @@ def test_packed_uid_map_answers_like_a_dict():
     assert found.tolist() == [True, False, True]
     restored = pickle.loads(pickle.dumps(packed))
     assert {uid: restored.get(uid) for uid in uids} == roots
-    empty = dedupe_module._packed_roots({})
+    empty = _packed_roots({})
     assert len(empty) == 0 and empty.get(uids[0]) is None
     with pytest.raises(ValueError):
         packed.get("not-a-uid")
@@ -816,13 +833,7 @@ def test_involved_uids_combine_ors_the_kinds_of_each_uid(monkeypatch):
     for uid, kind in endpoints:
         expected[uid] = expected.get(uid, 0) | kind
     combine = dedupe_module._InvolvedUidsFn()
-    accumulators = []
-    for start in range(0, len(endpoints), 50):
-        accumulator = combine.create_accumulator()
-        for endpoint in endpoints[start:start + 50]:
-            accumulator = combine.add_input(accumulator, endpoint)
-        accumulators.append(pickle.loads(pickle.dumps(accumulator)))  # as the runner moves them
-    packed = combine.extract_output(combine.merge_accumulators(accumulators))
+    packed = _combine_in_pickled_parts(combine, endpoints, 50)
     assert len(packed) == len(expected)
     assert {uid: packed.get(uid) for uid in expected} == expected
     assert combine.extract_output(combine.create_accumulator()).get(uids[0]) is None
@@ -937,13 +948,7 @@ def test_components_combine_fn_across_pickled_accumulators(monkeypatch):
     monkeypatch.setattr(dedupe_module._ComponentsFn, "_PACK_EVERY", 5)
     graph = _random_graph(11, 120, 100)
     combine = dedupe_module._ComponentsFn()
-    accumulators = []
-    for start in range(0, len(graph), 17):
-        accumulator = combine.create_accumulator()
-        for edge in graph[start:start + 17]:
-            accumulator = combine.add_input(accumulator, edge)
-        accumulators.append(pickle.loads(pickle.dumps(accumulator)))
-    packed = combine.extract_output(combine.merge_accumulators([combine.create_accumulator(), *accumulators]))
+    packed = _combine_in_pickled_parts(combine, graph, 17)
     expected = _union_find_roots(graph)
     assert {uid: packed.get(uid) for uid in expected} == expected and len(packed) == len(expected)
     assert len(combine.extract_output(combine.create_accumulator())) == 0

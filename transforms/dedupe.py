@@ -645,6 +645,11 @@ def _uid_array(uids: Sequence[str]) -> np.ndarray:
     return np.frombuffer(bytes.fromhex(joined), dtype=f"S{_UID_BYTES}")
 
 
+def _fixed_hex(value: bytes, size: int = _UID_BYTES) -> str:
+    # numpy drops trailing NULs of fixed-width bytes
+    return value.ljust(size, b"\x00").hex()
+
+
 class PackedUidMap:
     """An immutable ``uid -> value`` map held as two numpy arrays: the uids'
     16 bytes, sorted, and the values. It is how dedupe hands a map over every
@@ -662,8 +667,7 @@ class PackedUidMap:
 
     @classmethod
     def from_pairs(cls, uids: Sequence[str], values: Sequence[Any], dtype: str) -> "PackedUidMap":
-        """The map of ``zip(uids, values)``; a uid given twice keeps one of its values
-        (callers give each uid once, or use :func:`_or_kinds`)."""
+        """The map of ``zip(uids, values)``; a uid given twice keeps one of its values."""
         keys = _uid_array(uids)
         array = np.asarray(values, dtype=dtype) if len(values) else np.empty(0, dtype=dtype)
         order = np.argsort(keys, kind="stable")
@@ -690,9 +694,7 @@ class PackedUidMap:
         if not found[0]:
             return None
         value = values[0]
-        if isinstance(value, bytes):  # numpy drops trailing NULs of fixed-width bytes
-            return value.ljust(self._values.dtype.itemsize, b"\x00").hex()
-        return value.item()
+        return _fixed_hex(value, self._values.dtype.itemsize) if isinstance(value, bytes) else value.item()
 
 
 def _packed_uid_map(keys: bytes, values: bytes, dtype: str) -> PackedUidMap:
@@ -709,29 +711,33 @@ def _or_kinds(keys: np.ndarray, kinds: np.ndarray) -> PackedUidMap:
     return PackedUidMap(keys[starts], np.bitwise_or.reduceat(kinds, starts))
 
 
-class _InvolvedUidsFn(beam.CombineFn):
-    """``(uid, kind)`` edge endpoints -> :class:`PackedUidMap` uid -> OR of
-    its kinds. Endpoints are packed every ``_PACK_EVERY`` inputs, so no
-    worker holds them as Python objects."""
+class _PackingCombineFn(beam.CombineFn):
+    """A CombineFn whose inputs are gathered in a list and packed into numpy
+    every ``_PACK_EVERY`` inputs (and before an accumulator is merged), so no
+    worker holds them as Python objects. Subclasses say how a list of inputs
+    is packed and how packed parts merge."""
 
     _PACK_EVERY = 65536
 
-    def create_accumulator(self) -> list:
-        return [[], [], None]  # pending uids, pending kinds, packed so far
+    def _pack(self, inputs: list) -> Any:
+        raise NotImplementedError
 
-    def _packed(self, accumulator: list) -> PackedUidMap | None:
-        uids, kinds, packed = accumulator
-        if uids:
-            parts = [PackedUidMap.from_pairs(uids, kinds, "u1")]
-            if packed is not None:
-                parts.append(packed)
-            packed = _merged_kinds(parts)
-            accumulator[:] = [[], [], packed]
+    def _merge(self, parts: list) -> Any:
+        raise NotImplementedError
+
+    def create_accumulator(self) -> list:
+        return [[], None]  # pending inputs, packed so far
+
+    def _packed(self, accumulator: list) -> Any:
+        pending, packed = accumulator
+        if pending:
+            new = self._pack(pending)
+            packed = new if packed is None else self._merge([packed, new])
+            accumulator[:] = [[], packed]
         return packed
 
-    def add_input(self, accumulator: list, endpoint: tuple[str, int]) -> list:
-        accumulator[0].append(endpoint[0])
-        accumulator[1].append(endpoint[1])
+    def add_input(self, accumulator: list, element: Any) -> list:
+        accumulator[0].append(element)
         if len(accumulator[0]) >= self._PACK_EVERY:
             self._packed(accumulator)
         return accumulator
@@ -739,22 +745,22 @@ class _InvolvedUidsFn(beam.CombineFn):
     def merge_accumulators(self, accumulators: Iterable[list]) -> list:
         parts = [packed for packed in (self._packed(accumulator) for accumulator in accumulators)
                  if packed is not None]
-        return [[], [], _merged_kinds(parts) if parts else None]
+        return [[], self._merge(parts) if parts else None]
+
+
+class _InvolvedUidsFn(_PackingCombineFn):
+    """``(uid, kind)`` edge endpoints -> :class:`PackedUidMap` uid -> OR of its kinds."""
+
+    def _pack(self, inputs: list[tuple[str, int]]) -> PackedUidMap:
+        return _or_kinds(_uid_array([uid for uid, _ in inputs]), np.array([kind for _, kind in inputs], dtype="u1"))
+
+    def _merge(self, parts: list[PackedUidMap]) -> PackedUidMap:
+        return _or_kinds(np.concatenate([part._keys for part in parts]),  # pylint: disable=protected-access
+                         np.concatenate([part._values for part in parts]))  # pylint: disable=protected-access
 
     def extract_output(self, accumulator: list) -> PackedUidMap:
         packed = self._packed(accumulator)
-        return packed if packed is not None else PackedUidMap.from_pairs([], [], "u1")
-
-
-def _merged_kinds(parts: Sequence[PackedUidMap]) -> PackedUidMap:
-    return _or_kinds(np.concatenate([part._keys for part in parts]),  # pylint: disable=protected-access
-                     np.concatenate([part._values for part in parts]))  # pylint: disable=protected-access
-
-
-def _packed_roots(roots: dict[str, str]) -> PackedUidMap:
-    """The components (uid -> smallest uid of its component) as a :class:`PackedUidMap`."""
-    uids = list(roots)
-    return PackedUidMap.from_pairs(uids, [bytes.fromhex(roots[uid]) for uid in uids], f"S{_UID_BYTES}")
+        return packed if packed is not None else EMPTY_UID_MAP
 
 
 # What a packed side input is when nothing was combined (no candidates, no edges).
@@ -1177,11 +1183,6 @@ def _read_in_chunks(path: str, size: int = 4096) -> Iterator[list[tuple[str, Pla
         yield chunk
 
 
-def _fixed_hex(value: bytes, size: int = _UID_BYTES) -> str:
-    # numpy drops trailing NULs of fixed-width bytes
-    return value.ljust(size, b"\x00").hex()
-
-
 class _ReadCandidateSignaturesFn(beam.DoFn):
     """``(uid, signature)`` of the records of one fingerprint spill file that
     are in a candidate pair (``candidates``: their packed uids)."""
@@ -1294,36 +1295,17 @@ def connected_components(ends: np.ndarray) -> PackedUidMap:
     return PackedUidMap(nodes, nodes[parent])
 
 
-class _ComponentsFn(beam.CombineFn):
+class _ComponentsFn(_PackingCombineFn):
     """Connected components of the edges (see :func:`connected_components`):
-    a :class:`PackedUidMap` uid -> smallest uid of its component. Edges are
-    packed every ``_PACK_EVERY`` inputs; a dict of str would take ~6x the
-    memory in the one worker that merges them all, and the result is read by
-    every worker."""
+    a :class:`PackedUidMap` uid -> smallest uid of its component. A dict of
+    str would take ~6x the memory in the one worker that merges them all,
+    and the result is read by every worker."""
 
-    _PACK_EVERY = 65536
+    def _pack(self, inputs: list[str]) -> np.ndarray:
+        return _edge_array(inputs)
 
-    def create_accumulator(self) -> list:
-        return [[], None]  # pending edges, packed ends so far
-
-    def _packed(self, accumulator: list) -> np.ndarray | None:
-        pending, packed = accumulator
-        if pending:
-            new = _edge_array(pending)
-            packed = new if packed is None else np.concatenate((packed, new))
-            accumulator[:] = [[], packed]
-        return packed
-
-    def add_input(self, accumulator: list, edge: str) -> list:
-        accumulator[0].append(edge)
-        if len(accumulator[0]) >= self._PACK_EVERY:
-            self._packed(accumulator)
-        return accumulator
-
-    def merge_accumulators(self, accumulators: Iterable[list]) -> list:
-        parts = [packed for packed in (self._packed(accumulator) for accumulator in accumulators)
-                 if packed is not None]
-        return [[], np.concatenate(parts) if parts else None]
+    def _merge(self, parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts)
 
     def extract_output(self, accumulator: list) -> PackedUidMap:
         packed = self._packed(accumulator)
